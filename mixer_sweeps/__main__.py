@@ -1,0 +1,3 @@
+from mixer_sweeps._cli import main
+
+main()

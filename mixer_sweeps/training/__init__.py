@@ -1,0 +1,40 @@
+"""The shared trainer, its callbacks and the records it produces."""
+
+from mixer_sweeps.training._outputs import (
+    CURVES_FILE,
+    HISTORY_FILE,
+    METRICS_FILE,
+    SPEC_FILE,
+    atomic_write_bytes,
+    atomic_write_text,
+    spec_to_yaml,
+)
+from mixer_sweeps.training._records import HISTORY_COLUMNS, EpochRecord, Stop, TrainResult
+from mixer_sweeps.training._trainer import (
+    Callback,
+    NonFiniteLossError,
+    Trainer,
+    resolve_device,
+    seed_everything,
+    warmup_cosine,
+)
+
+__all__ = [
+    "CURVES_FILE",
+    "HISTORY_COLUMNS",
+    "HISTORY_FILE",
+    "METRICS_FILE",
+    "SPEC_FILE",
+    "Callback",
+    "EpochRecord",
+    "NonFiniteLossError",
+    "Stop",
+    "TrainResult",
+    "Trainer",
+    "atomic_write_bytes",
+    "atomic_write_text",
+    "resolve_device",
+    "seed_everything",
+    "spec_to_yaml",
+    "warmup_cosine",
+]

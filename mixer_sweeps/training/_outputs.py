@@ -1,0 +1,93 @@
+"""Files a run leaves in its directory: spec.yaml, history.csv, metrics.json, curves.png.
+
+Every file is written atomically (temp file in the same directory, fsync, ``os.replace``), so a
+crash never leaves half a file where a whole one stood.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+import tempfile
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import yaml
+
+from mixer_sweeps.training._records import HISTORY_COLUMNS, EpochRecord, TrainResult
+
+if TYPE_CHECKING:
+    from mixer_sweeps.spec import RunSpec
+
+SPEC_FILE = "spec.yaml"
+HISTORY_FILE = "history.csv"
+METRICS_FILE = "metrics.json"
+CURVES_FILE = "curves.png"
+
+
+def atomic_write_bytes(path: Path, payload: bytes) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(payload)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def atomic_write_text(path: Path, text: str) -> None:
+    atomic_write_bytes(path, text.encode("utf-8"))
+
+
+def spec_to_yaml(spec: RunSpec) -> str:
+    return yaml.safe_dump(spec.model_dump(mode="json"), sort_keys=False)
+
+
+def write_spec(run_dir: Path, spec: RunSpec) -> None:
+    atomic_write_text(run_dir / SPEC_FILE, spec_to_yaml(spec))
+
+
+def write_history(run_dir: Path, history: Sequence[EpochRecord]) -> None:
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=HISTORY_COLUMNS, lineterminator="\n")
+    writer.writeheader()
+    writer.writerows(record.as_dict() for record in history)
+    atomic_write_text(run_dir / HISTORY_FILE, buffer.getvalue())
+
+
+def write_metrics(run_dir: Path, result: TrainResult) -> None:
+    atomic_write_text(run_dir / METRICS_FILE, json.dumps(result.metrics(), indent=2) + "\n")
+
+
+def plot_curves(run_dir: Path, history: Sequence[EpochRecord], *, title: str) -> Path:
+    """Accuracy and loss, train and val, per epoch; returns the PNG's path."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    epochs = [r.epoch for r in history]
+    fig, (acc_ax, loss_ax) = plt.subplots(1, 2, figsize=(10, 4), constrained_layout=True)
+    acc_ax.plot(epochs, [r.train_acc for r in history], label="train")
+    acc_ax.plot(epochs, [r.val_acc for r in history], label="val")
+    acc_ax.set(xlabel="epoch", ylabel="accuracy", title="Accuracy")
+    loss_ax.plot(epochs, [r.train_loss for r in history], label="train")
+    loss_ax.plot(epochs, [r.val_loss for r in history], label="val")
+    loss_ax.set(xlabel="epoch", ylabel="cross-entropy", title="Loss")
+    for ax in (acc_ax, loss_ax):
+        ax.grid(alpha=0.3)
+        ax.legend()
+    fig.suptitle(title)
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=120)
+    plt.close(fig)
+    path = run_dir / CURVES_FILE
+    atomic_write_bytes(path, buffer.getvalue())
+    return path

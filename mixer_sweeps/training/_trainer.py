@@ -1,0 +1,337 @@
+"""The shared Mixer trainer.
+
+One loop for every run and every trial: AdamW, linear warm-up then cosine decay to ``min_lr``,
+soft-target (label-smoothed, mixed) cross-entropy, batch augmentation on the training device,
+early stopping on validation accuracy, and the best-validation weights used for the test number.
+
+The whole dataset sits on the training device as uint8 and batches are cut by indexing, so no
+DataLoader worker or PIL image is involved. The trainer knows nothing of Optuna or W&B: pruning
+is a :class:`Callback` and W&B is a :class:`~mixer_sweeps.tracking.Tracker`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import random
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from mixer_sweeps.data import BatchAugment, DatasetSplits, load_dataset, normalize
+from mixer_sweeps.models import MlpMixer
+from mixer_sweeps.spec import RunSpec
+from mixer_sweeps.tracking import Tracker
+from mixer_sweeps.training import _outputs as outputs
+from mixer_sweeps.training._records import EpochRecord, Stop, TrainResult
+
+
+class NonFiniteLossError(RuntimeError):
+    """The training loss became NaN or infinite."""
+
+
+class Callback:
+    """Hooks into the training loop. ``on_epoch_end`` may return a :class:`Stop`."""
+
+    def on_fit_start(self, trainer: Trainer) -> None:
+        pass
+
+    def on_epoch_end(self, trainer: Trainer, record: EpochRecord) -> Stop | None:
+        return None
+
+    def on_fit_end(self, trainer: Trainer, result: TrainResult) -> None:
+        pass
+
+
+def resolve_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name == "cuda" and not torch.cuda.is_available():
+        raise RuntimeError("train.device is 'cuda' but torch sees no CUDA device")
+    return torch.device(name)
+
+
+def seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+
+
+def warmup_cosine(step: int, *, warmup_steps: int, total_steps: int, min_ratio: float) -> float:
+    """LR multiplier: linear warm-up to 1, then cosine decay to ``min_ratio`` at ``total_steps``."""
+    if step < warmup_steps:
+        return (step + 1) / warmup_steps
+    progress = min(1.0, (step - warmup_steps) / max(1, total_steps - warmup_steps))
+    return min_ratio + (1.0 - min_ratio) * 0.5 * (1.0 + math.cos(math.pi * progress))
+
+
+def soft_cross_entropy(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+    return torch.sum(-targets * F.log_softmax(logits.float(), dim=-1), dim=-1).mean()
+
+
+class Trainer:
+    """Trains one :class:`RunSpec`.
+
+    Args:
+        spec: the run.
+        data: the dataset splits; loaded from ``spec.data`` when omitted (studies pass one
+            copy to all their trials).
+        callbacks: hooks, e.g. early stopping by a pruner.
+        trackers: receivers of the run's story.
+        run_dir: where the resolved spec, ``history.csv``, ``metrics.json`` and ``curves.png``
+            go; nothing is written when omitted.
+    """
+
+    def __init__(
+        self,
+        spec: RunSpec,
+        *,
+        data: DatasetSplits | None = None,
+        callbacks: Sequence[Callback] = (),
+        trackers: Sequence[Tracker] = (),
+        run_dir: Path | None = None,
+    ) -> None:
+        self.spec = spec
+        self.run_dir = run_dir
+        self.callbacks = list(callbacks)
+        self.trackers = list(trackers)
+        self.device = resolve_device(spec.train.device)
+        if spec.train.threads is not None:
+            torch.set_num_threads(spec.train.threads)
+        self.data = (data or self._load_data()).to(self.device)
+        info = self.data.info
+
+        seed_everything(spec.seed)
+        m = spec.model
+        self.model = MlpMixer(
+            num_classes=info.num_classes,
+            image_size=info.image_size,
+            in_channels=info.in_channels,
+            patch_size=m.patch_size,
+            embed_dim=m.embed_dim,
+            depth=m.depth,
+            token_mlp_dim=m.token_mlp_dim,
+            channel_mlp_dim=m.channel_mlp_dim,
+            dropout=m.dropout,
+            drop_path=m.drop_path,
+        ).to(self.device)
+        self.num_params = sum(p.numel() for p in self.model.parameters())
+        self.forward = torch.compile(self.model) if spec.train.compile else self.model
+
+        a = spec.augment
+        self.augment = BatchAugment(
+            num_classes=info.num_classes,
+            random_crop=a.random_crop,
+            crop_padding=a.crop_padding,
+            hflip=a.hflip,
+            randaugment_num_ops=a.randaugment.num_ops if a.randaugment else None,
+            randaugment_magnitude=a.randaugment.magnitude if a.randaugment else 0,
+            randaugment_num_magnitude_bins=a.randaugment.num_magnitude_bins
+            if a.randaugment
+            else 31,
+            random_erasing=a.random_erasing,
+            mixup_alpha=a.mixup_alpha,
+            cutmix_alpha=a.cutmix_alpha,
+            label_smoothing=a.label_smoothing,
+            mean=info.mean,
+            std=info.std,
+        )
+
+        o = spec.optim
+        self.steps_per_epoch = math.ceil(len(self.data.train) / o.batch_size)
+        self.optimizer = torch.optim.AdamW(
+            self._param_groups(o.weight_decay), lr=o.lr, weight_decay=o.weight_decay
+        )
+        total_steps = o.epochs * self.steps_per_epoch
+        warmup_steps = round(o.warmup_epochs * self.steps_per_epoch)
+        min_ratio = o.min_lr / o.lr
+        self.scheduler = torch.optim.lr_scheduler.LambdaLR(
+            self.optimizer,
+            lambda step: warmup_cosine(
+                step, warmup_steps=warmup_steps, total_steps=total_steps, min_ratio=min_ratio
+            ),
+        )
+        use_bf16 = spec.train.precision == "bf16" or (
+            spec.train.precision == "auto" and self.device.type == "cuda"
+        )
+        self.autocast = (
+            torch.autocast(self.device.type, dtype=torch.bfloat16)
+            if use_bf16
+            else contextlib.nullcontext()
+        )
+
+        self.epoch = 0
+        self.history: list[EpochRecord] = []
+        self.best_val_acc = -1.0
+        self.best_epoch = 0
+        self.best_state: dict[str, torch.Tensor] | None = None
+        self.epochs_since_best = 0
+
+    def _load_data(self) -> DatasetSplits:
+        d = self.spec.data
+        return load_dataset(
+            d.dataset,
+            root=d.root,
+            val_size=d.val_size,
+            split_seed=d.split_seed,
+            download=d.download,
+        )
+
+    def _param_groups(self, weight_decay: float) -> list[dict[str, Any]]:
+        # Biases and LayerNorm gains are not decayed (as in the paper's and timm's recipes).
+        decay = [p for p in self.model.parameters() if p.ndim > 1]
+        no_decay = [p for p in self.model.parameters() if p.ndim <= 1]
+        return [
+            {"params": decay, "weight_decay": weight_decay},
+            {"params": no_decay, "weight_decay": 0.0},
+        ]
+
+    def fit(self) -> TrainResult:
+        """Train until the epochs run out, early stopping fires or a callback stops the run."""
+        started = time.perf_counter()
+        meta = {"params": self.num_params, "device": str(self.device)}
+        if self.run_dir is not None:
+            outputs.write_spec(self.run_dir, self.spec)
+        for tracker in self.trackers:
+            tracker.start(self.spec, run_dir=self.run_dir, meta=meta)
+        try:
+            for callback in self.callbacks:
+                callback.on_fit_start(self)
+            state, reason = self._loop()
+            result = self._finish(state, reason, time.perf_counter() - started)
+        except BaseException as exc:
+            state = "stopped" if isinstance(exc, KeyboardInterrupt) else "failed"
+            summary = {"params": self.num_params, "epochs": self.epoch}
+            for tracker in self.trackers:
+                tracker.finish(summary, state=state, reason=f"{type(exc).__name__}: {exc}")
+            raise
+        for callback in self.callbacks:
+            callback.on_fit_end(self, result)
+        if self.run_dir is not None:
+            outputs.write_metrics(self.run_dir, result)
+            curves = outputs.plot_curves(self.run_dir, self.history, title=self.spec.name)
+            for tracker in self.trackers:
+                tracker.log_image("curves", curves)
+        for tracker in self.trackers:
+            tracker.finish(result.metrics(), state=result.state, reason=result.reason)
+        return result
+
+    def _loop(self) -> tuple[str, str]:
+        o = self.spec.optim
+        while self.epoch < o.epochs:
+            record = self.run_epoch()
+            for tracker in self.trackers:
+                tracker.log_epoch(record)
+            stops = [cb.on_epoch_end(self, record) for cb in self.callbacks]
+            stop = next((s for s in stops if s is not None), None)
+            if stop is not None:
+                return stop.state, stop.reason
+            patience = o.early_stopping_patience
+            if patience is not None and self.epochs_since_best >= patience:
+                return "completed", (
+                    f"early stopping: no val_acc improvement for {patience} epochs"
+                    f" after epoch {self.best_epoch}"
+                )
+        return "completed", f"ran all {o.epochs} epochs"
+
+    def run_epoch(self) -> EpochRecord:
+        """Train one epoch, evaluate on the validation split, and update the best weights."""
+        self.epoch += 1
+        started = time.perf_counter()
+        train_loss, train_acc = self._train_one_epoch()
+        if self.device.type == "cuda":
+            torch.cuda.synchronize(self.device)
+        train_seconds = time.perf_counter() - started
+        if not math.isfinite(train_loss):
+            raise NonFiniteLossError(
+                f"training loss became non-finite ({train_loss}) in epoch {self.epoch}"
+            )
+        val_loss, val_acc = self.evaluate(self.data.val)
+        if val_acc > self.best_val_acc:
+            self.best_val_acc, self.best_epoch, self.epochs_since_best = val_acc, self.epoch, 0
+            self.best_state = {
+                k: v.detach().to("cpu", copy=True) for k, v in self.model.state_dict().items()
+            }
+        else:
+            self.epochs_since_best += 1
+        record = EpochRecord(
+            epoch=self.epoch,
+            train_loss=train_loss,
+            train_acc=train_acc,
+            val_loss=val_loss,
+            val_acc=val_acc,
+            lr=self.optimizer.param_groups[0]["lr"],
+            seconds=time.perf_counter() - started,
+            images_per_s=len(self.data.train) / train_seconds,
+        )
+        self.history.append(record)
+        if self.run_dir is not None:
+            outputs.write_history(self.run_dir, self.history)
+        return record
+
+    def _train_one_epoch(self) -> tuple[float, float]:
+        self.model.train()
+        train = self.data.train
+        batch_size = self.spec.optim.batch_size
+        clip = self.spec.optim.grad_clip_norm
+        order = torch.randperm(len(train), device=self.device)
+        loss_sum = torch.zeros((), device=self.device)
+        correct = torch.zeros((), device=self.device, dtype=torch.long)
+        for start in range(0, len(train), batch_size):
+            index = order[start : start + batch_size]
+            images, targets = self.augment(train.images[index], train.labels[index])
+            with self.autocast:
+                logits = self.forward(images)
+            loss = soft_cross_entropy(logits, targets)
+            self.optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            if clip is not None:
+                nn.utils.clip_grad_norm_(self.model.parameters(), clip)
+            self.optimizer.step()
+            self.scheduler.step()
+            loss_sum += loss.detach() * len(index)
+            correct += (logits.argmax(-1) == targets.argmax(-1)).sum()
+        return loss_sum.item() / len(train), correct.item() / len(train)
+
+    @torch.no_grad()
+    def evaluate(self, split) -> tuple[float, float]:
+        """Mean cross-entropy and accuracy on ``split`` without augmentation."""
+        if len(split) == 0:
+            return float("nan"), float("nan")
+        self.model.eval()
+        info = self.data.info
+        loss_sum = torch.zeros((), device=self.device)
+        correct = torch.zeros((), device=self.device, dtype=torch.long)
+        step = self.spec.train.eval_batch_size
+        for start in range(0, len(split), step):
+            images = normalize(split.images[start : start + step], info.mean, info.std)
+            labels = split.labels[start : start + step]
+            with self.autocast:
+                logits = self.forward(images)
+            loss_sum += F.cross_entropy(logits.float(), labels, reduction="sum")
+            correct += (logits.argmax(-1) == labels).sum()
+        return loss_sum.item() / len(split), correct.item() / len(split)
+
+    def _finish(self, state: str, reason: str, seconds: float) -> TrainResult:
+        test_loss = test_acc = None
+        if self.best_state is not None:
+            self.model.load_state_dict(self.best_state)
+        if state == "completed":
+            test_loss, test_acc = self.evaluate(self.data.test)
+        return TrainResult(
+            history=list(self.history),
+            best_val_acc=self.best_val_acc,
+            best_epoch=self.best_epoch,
+            test_acc=test_acc,
+            test_loss=test_loss,
+            num_params=self.num_params,
+            seconds=seconds,
+            state=state,
+            reason=reason,
+        )
