@@ -195,6 +195,10 @@ class Trainer:
     def fit(self) -> TrainResult:
         """Train until the epochs run out, early stopping fires or a callback stops the run."""
         started = time.perf_counter()
+        if self.epoch == 0:
+            # Batch order and augmentation draw from a stream that does not depend on what
+            # happened between construction and fit (another trainer built in between, say).
+            seed_everything(self.spec.seed)
         meta = {"params": self.num_params, "device": str(self.device)}
         if self.run_dir is not None:
             outputs.write_spec(self.run_dir, self.spec)
