@@ -36,8 +36,17 @@ def train(
         Path | None, typer.Option(help="Run directory [default: results/<name>].")
     ] = None,
     device: Annotated[str | None, typer.Option(help="Override train.device.")] = None,
+    resume: Annotated[
+        bool, typer.Option("--resume", help="Continue the interrupted run in the run directory.")
+    ] = False,
+    force: Annotated[
+        bool, typer.Option("--force", help="Start afresh even if the run directory has results.")
+    ] = False,
 ) -> None:
-    """Train one run and write spec, history, curves and metrics to its directory."""
+    """Train one run and write spec, history, curves and metrics to its directory.
+
+    Every epoch is checkpointed; after a crash or Ctrl-C, --resume continues where it stopped.
+    """
     from mixer_sweeps.spec import SpecError, load_run_spec, with_overrides
 
     try:
@@ -53,26 +62,65 @@ def train(
     except SpecError as exc:
         raise _fail(str(exc)) from None
     run_dir = out if out is not None else Path("results") / spec.name
+    _check_run_dir(run_dir, resume=resume, force=force)
 
     from mixer_sweeps._progress import EpochProgress
+    from mixer_sweeps._signals import graceful_interrupts
     from mixer_sweeps.data import DatasetUnavailable
-    from mixer_sweeps.training import NonFiniteLossError, Trainer
+    from mixer_sweeps.training import CheckpointError, NonFiniteLossError, Trainer
 
     progress = EpochProgress(spec.optim.epochs)
     try:
-        trainer = Trainer(spec, run_dir=run_dir, callbacks=[progress])
-    except DatasetUnavailable as exc:
+        trainer = Trainer(spec, run_dir=run_dir, callbacks=[progress], resume=resume)
+    except (DatasetUnavailable, CheckpointError) as exc:
+        if not any(run_dir.iterdir()):
+            run_dir.rmdir()
         raise _fail(str(exc)) from None
     try:
-        with progress:
+        with graceful_interrupts(), progress:
             result = trainer.fit()
-    except NonFiniteLossError as exc:
+    except KeyboardInterrupt:
+        typer.echo(
+            f"interrupted after epoch {trainer.epoch}; the checkpoint is kept."
+            f" Continue with: sweeps train {spec_file} --resume"
+            + (f" --out {run_dir}" if out is not None else ""),
+            err=True,
+        )
+        raise typer.Exit(130) from None
+    except (NonFiniteLossError, CheckpointError) as exc:
         raise _fail(str(exc), code=1) from None
     typer.echo(
         f"{spec.name}: best val acc {result.best_val_acc:.4f} (epoch {result.best_epoch}),"
         f" test acc {result.test_acc:.4f}, {result.epochs_run} epochs, {result.reason}."
     )
     typer.echo(f"results in {run_dir}/")
+
+
+def _check_run_dir(run_dir: Path, *, resume: bool, force: bool) -> None:
+    """Refuse to overwrite results by accident, and to start in a folder we cannot write."""
+    from mixer_sweeps.training import CHECKPOINT_FILE, METRICS_FILE
+
+    if resume and not (run_dir / CHECKPOINT_FILE).exists():
+        finished = (run_dir / METRICS_FILE).exists()
+        raise _fail(
+            f"{run_dir} holds a finished run; nothing to resume"
+            if finished
+            else f"no checkpoint to resume in {run_dir}"
+        )
+    if not resume and not force:
+        for name, what in ((CHECKPOINT_FILE, "an interrupted run"), (METRICS_FILE, "results")):
+            if (run_dir / name).exists():
+                raise _fail(
+                    f"{run_dir} already holds {what}; use --resume to continue it, --force to"
+                    " start afresh, or --out for another folder"
+                )
+    try:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        probe = run_dir / ".write-test"
+        probe.write_bytes(b"")
+        probe.unlink()
+    except OSError as exc:
+        raise _fail(f"cannot write to the results directory {run_dir}: {exc.strerror}") from None
 
 
 @app.command()

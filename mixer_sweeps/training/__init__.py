@@ -1,5 +1,12 @@
 """The shared trainer, its callbacks and the records it produces."""
 
+from mixer_sweeps.training._checkpoint import (
+    BEST_WEIGHTS_FILE,
+    CHECKPOINT_FILE,
+    CheckpointError,
+    load_checkpoint,
+    save_checkpoint,
+)
 from mixer_sweeps.training._outputs import (
     CURVES_FILE,
     HISTORY_FILE,
@@ -20,6 +27,11 @@ from mixer_sweeps.training._trainer import (
 )
 
 __all__ = [
+    "BEST_WEIGHTS_FILE",
+    "CHECKPOINT_FILE",
+    "CheckpointError",
+    "load_checkpoint",
+    "save_checkpoint",
     "CURVES_FILE",
     "HISTORY_COLUMNS",
     "HISTORY_FILE",

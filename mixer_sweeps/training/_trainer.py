@@ -29,6 +29,16 @@ from mixer_sweeps.models import MlpMixer
 from mixer_sweeps.spec import RunSpec
 from mixer_sweeps.tracking import Tracker
 from mixer_sweeps.training import _outputs as outputs
+from mixer_sweeps.training._checkpoint import (
+    BEST_WEIGHTS_FILE,
+    CHECKPOINT_FILE,
+    CheckpointError,
+    load_checkpoint,
+    remove_stale_temp_files,
+    rng_state,
+    save_checkpoint,
+    set_rng_state,
+)
 from mixer_sweeps.training._records import EpochRecord, Stop, TrainResult
 
 
@@ -84,8 +94,9 @@ class Trainer:
             copy to all their trials).
         callbacks: hooks, e.g. early stopping by a pruner.
         trackers: receivers of the run's story.
-        run_dir: where the resolved spec, ``history.csv``, ``metrics.json`` and ``curves.png``
-            go; nothing is written when omitted.
+        run_dir: where the resolved spec, ``history.csv``, ``metrics.json``, ``curves.png`` and
+            the per-epoch checkpoint go; nothing is written when omitted.
+        resume: continue from the checkpoint in ``run_dir`` (made with the same spec).
     """
 
     def __init__(
@@ -96,6 +107,7 @@ class Trainer:
         callbacks: Sequence[Callback] = (),
         trackers: Sequence[Tracker] = (),
         run_dir: Path | None = None,
+        resume: bool = False,
     ) -> None:
         self.spec = spec
         self.run_dir = run_dir
@@ -173,6 +185,13 @@ class Trainer:
         self.best_state: dict[str, torch.Tensor] | None = None
         self.epochs_since_best = 0
 
+        if run_dir is not None:
+            remove_stale_temp_files(run_dir)
+        if resume:
+            if run_dir is None:
+                raise ValueError("resume needs a run_dir to find the checkpoint in")
+            self.load_state_dict(load_checkpoint(run_dir / CHECKPOINT_FILE))
+
     def _load_data(self) -> DatasetSplits:
         d = self.spec.data
         return load_dataset(
@@ -219,6 +238,10 @@ class Trainer:
             callback.on_fit_end(self, result)
         if self.run_dir is not None:
             outputs.write_metrics(self.run_dir, result)
+            if self.best_state is not None:
+                save_checkpoint(self.run_dir / BEST_WEIGHTS_FILE, self.best_state)
+            # A finished run has nothing to resume; its best weights are in best.pt.
+            (self.run_dir / CHECKPOINT_FILE).unlink(missing_ok=True)
             curves = outputs.plot_curves(self.run_dir, self.history, title=self.spec.name)
             for tracker in self.trackers:
                 tracker.log_image("curves", curves)
@@ -256,6 +279,8 @@ class Trainer:
             raise NonFiniteLossError(
                 f"training loss became non-finite ({train_loss}) in epoch {self.epoch}"
             )
+        if not all(bool(p.isfinite().all()) for p in self.model.parameters()):
+            raise NonFiniteLossError(f"weights became non-finite in epoch {self.epoch}")
         val_loss, val_acc = self.evaluate(self.data.val)
         if val_acc > self.best_val_acc:
             self.best_val_acc, self.best_epoch, self.epochs_since_best = val_acc, self.epoch, 0
@@ -277,6 +302,7 @@ class Trainer:
         self.history.append(record)
         if self.run_dir is not None:
             outputs.write_history(self.run_dir, self.history)
+            save_checkpoint(self.run_dir / CHECKPOINT_FILE, self.state_dict())
         return record
 
     def _train_one_epoch(self) -> tuple[float, float]:
@@ -321,6 +347,41 @@ class Trainer:
             loss_sum += F.cross_entropy(logits.float(), labels, reduction="sum")
             correct += (logits.argmax(-1) == labels).sum()
         return loss_sum.item() / len(split), correct.item() / len(split)
+
+    def state_dict(self) -> dict[str, Any]:
+        """Everything needed to continue bit-for-bit: tensors and plain Python types only."""
+        return {
+            "format": 1,
+            "spec": self.spec.model_dump(mode="json"),
+            "epoch": self.epoch,
+            "model": self.model.state_dict(),
+            "optimizer": self.optimizer.state_dict(),
+            "scheduler": self.scheduler.state_dict(),
+            "history": [r.as_dict() for r in self.history],
+            "best_val_acc": self.best_val_acc,
+            "best_epoch": self.best_epoch,
+            "best_state": self.best_state,
+            "epochs_since_best": self.epochs_since_best,
+            "rng": rng_state(),
+        }
+
+    def load_state_dict(self, state: dict[str, Any], *, restore_rng: bool = True) -> None:
+        if state["spec"] != self.spec.model_dump(mode="json"):
+            raise CheckpointError(
+                "the checkpoint was made with a different spec; resume with the spec.yaml"
+                " saved beside it, or start a new run"
+            )
+        self.epoch = state["epoch"]
+        self.model.load_state_dict(state["model"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.scheduler.load_state_dict(state["scheduler"])
+        self.history = [EpochRecord(**r) for r in state["history"]]
+        self.best_val_acc = state["best_val_acc"]
+        self.best_epoch = state["best_epoch"]
+        self.best_state = state["best_state"]
+        self.epochs_since_best = state["epochs_since_best"]
+        if restore_rng:
+            set_rng_state(state["rng"])
 
     def _finish(self, state: str, reason: str, seconds: float) -> TrainResult:
         test_loss = test_acc = None
