@@ -67,8 +67,9 @@ def read_yaml(path: str | Path) -> YamlDocument:
 
 
 def parse_yaml(text: str, *, source: str = "<string>") -> YamlDocument:
-    loader = _Loader(text)
+    loader = None
     try:
+        loader = _Loader(text)
         node = loader.get_single_node()
         if node is None:
             raise SpecError(source, [Problem("", "the document is empty; expected a mapping")])
@@ -84,9 +85,11 @@ def parse_yaml(text: str, *, source: str = "<string>") -> YamlDocument:
         message = " ".join(part for part in (exc.context, exc.problem) if part)
         raise SpecError(source, [Problem("", f"invalid YAML: {message}", line)]) from None
     except yaml.YAMLError as exc:
-        raise SpecError(source, [Problem("", f"invalid YAML: {exc}")]) from None
+        message = str(exc).splitlines()[0]
+        raise SpecError(source, [Problem("", f"invalid YAML: {message}")]) from None
     finally:
-        loader.dispose()
+        if loader is not None:
+            loader.dispose()
     if not isinstance(data, dict):
         kind = type(data).__name__
         raise SpecError(
