@@ -18,6 +18,7 @@ from typer.testing import CliRunner
 
 from conftest import TINY_RUN, tiny_spec
 from mixer_sweeps._cli import app
+from mixer_sweeps.tracking import MemoryTracker
 from mixer_sweeps.training import (
     BEST_WEIGHTS_FILE,
     CHECKPOINT_FILE,
@@ -270,3 +271,13 @@ def test_resume_with_a_changed_spec_is_refused(digits, tmp_path: Path) -> None:
         Trainer(
             tiny_spec(**{"optim.epochs": 4, "seed": 3}), data=digits, run_dir=tmp_path, resume=True
         )
+
+
+def test_a_resumed_run_replays_its_history_to_trackers(digits, tmp_path: Path) -> None:
+    spec = tiny_spec(**{"optim.epochs": 4})
+    with pytest.raises(KeyboardInterrupt):
+        Trainer(spec, data=digits, run_dir=tmp_path, callbacks=[_InterruptAfter(2)]).fit()
+    tracker = MemoryTracker()
+    result = Trainer(spec, data=digits, run_dir=tmp_path, resume=True, trackers=[tracker]).fit()
+    assert [r.epoch for r in tracker.epochs] == [1, 2, 3, 4]
+    assert tracker.epochs == result.history

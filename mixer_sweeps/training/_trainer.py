@@ -223,6 +223,9 @@ class Trainer:
             outputs.write_spec(self.run_dir, self.spec)
         for tracker in self.trackers:
             tracker.start(self.spec, run_dir=self.run_dir, meta=meta)
+            # A resumed run tells each tracker the whole story, not just the part after resuming.
+            for record in self.history:
+                tracker.log_epoch(record)
         try:
             for callback in self.callbacks:
                 callback.on_fit_start(self)
