@@ -21,6 +21,7 @@ app = typer.Typer(
 )
 
 EXIT_BAD_INPUT = 2
+EXIT_INTERRUPTED = 130
 
 
 def _fail(message: str, code: int = EXIT_BAD_INPUT) -> typer.Exit:
@@ -67,11 +68,15 @@ def train(
     from mixer_sweeps._progress import EpochProgress
     from mixer_sweeps._signals import graceful_interrupts
     from mixer_sweeps.data import DatasetUnavailable
+    from mixer_sweeps.tracking import make_trackers
     from mixer_sweeps.training import CheckpointError, NonFiniteLossError, Trainer
 
     progress = EpochProgress(spec.optim.epochs)
+    trackers = make_trackers(spec, results_dir=run_dir)
     try:
-        trainer = Trainer(spec, run_dir=run_dir, callbacks=[progress], resume=resume)
+        trainer = Trainer(
+            spec, run_dir=run_dir, callbacks=[progress], trackers=trackers, resume=resume
+        )
     except (DatasetUnavailable, CheckpointError) as exc:
         if not any(run_dir.iterdir()):
             run_dir.rmdir()
@@ -94,6 +99,20 @@ def train(
         f" test acc {result.test_acc:.4f}, {result.epochs_run} epochs, {result.reason}."
     )
     typer.echo(f"results in {run_dir}/")
+    _echo_wandb(trackers, run_dir)
+
+
+def _echo_wandb(trackers: list, run_dir: Path) -> None:
+    from mixer_sweeps.tracking import WandbTracker
+
+    for tracker in trackers:
+        if not isinstance(tracker, WandbTracker) or tracker.path is None:
+            continue
+        if tracker.mode == "online":
+            typer.echo(f"W&B run: {tracker.url}")
+        else:
+            typer.echo(f"W&B offline run in {tracker.path}/")
+            typer.echo(f"  browse: wandb leet {tracker.path}    upload: sweeps sync {run_dir}")
 
 
 def _check_run_dir(run_dir: Path, *, resume: bool, force: bool) -> None:
@@ -124,21 +143,94 @@ def _check_run_dir(run_dir: Path, *, resume: bool, force: bool) -> None:
 
 
 @app.command()
-def validate(
-    files: Annotated[list[Path], typer.Argument(help="Run spec YAML files.", show_default=False)],
+def run(
+    study_file: Annotated[Path, typer.Argument(help="Study YAML.", show_default=False)],
+    workers: Annotated[
+        int, typer.Option(min=1, help="Local worker processes; torch threads are split evenly.")
+    ] = 1,
+    n_trials: Annotated[
+        int | None, typer.Option(min=1, help="Override study.n_trials (total, all workers).")
+    ] = None,
+    timeout: Annotated[
+        float | None, typer.Option(help="Override study.timeout: seconds until no new trial.")
+    ] = None,
+    storage: Annotated[
+        str | None,
+        typer.Option(
+            help="Optuna storage URL (sqlite:///..., postgresql://..., journal:PATH);"
+            " else $SWEEPS_STORAGE, else study.storage, else a journal file in the results.",
+            show_default=False,
+        ),
+    ] = None,
+    results: Annotated[Path, typer.Option(help="Results folder.")] = Path("results"),
 ) -> None:
-    """Check spec files without running anything; exit 2 if any is invalid."""
-    from mixer_sweeps.spec import SpecError, load_run_spec
+    """Run an Optuna study; running it again resumes it (a finished study adds no trials).
+
+    Ctrl-C abandons the running trials and queues them again for the next run.
+    """
+    from mixer_sweeps.spec import SpecError
+    from mixer_sweeps.study import load_study_file
+
+    overrides: dict[str, object] = {}
+    if n_trials is not None:
+        overrides["study.n_trials"] = n_trials
+    if timeout is not None:
+        overrides["study.timeout"] = timeout
+    try:
+        study_file = load_study_file(study_file, overrides)
+    except SpecError as exc:
+        raise _fail(str(exc)) from None
+
+    from rich.console import Console
+
+    from mixer_sweeps.study import StudyMismatchError, print_summary, run_study
+
+    console = Console(highlight=False, soft_wrap=True)
+    try:
+        outcome = run_study(
+            study_file, workers=workers, results_dir=results, storage=storage, console=console
+        )
+    except (ValueError, StudyMismatchError) as exc:
+        raise _fail(str(exc)) from None
+    print_summary(outcome, console)
+    from mixer_sweeps.report import report_run
+
+    report_run(outcome, console)
+    if outcome.fatal is not None:
+        raise _fail(outcome.fatal)
+    if outcome.errors:
+        raise _fail("\n".join(outcome.errors), code=1)
+    if outcome.interrupted:
+        raise typer.Exit(EXIT_INTERRUPTED)
+
+
+@app.command()
+def validate(
+    files: Annotated[
+        list[Path], typer.Argument(help="Run spec or study YAML files.", show_default=False)
+    ],
+) -> None:
+    """Check run specs and study files without running anything; exit 2 if any is invalid.
+
+    A YAML file with a top-level `study:` key is a study file; any other is a run spec.
+    """
+    from mixer_sweeps.spec import SpecError, load_run_spec, read_yaml
 
     failed = False
     for path in files:
         try:
-            load_run_spec(path)
+            if "study" in read_yaml(path).data:
+                from mixer_sweeps.study import describe_study, load_study_file
+
+                summary = describe_study(load_study_file(path))
+            else:
+                spec = load_run_spec(path)
+                summary = f"run spec {spec.name}"
         except SpecError as exc:
             failed = True
             typer.echo(str(exc), err=True)
         else:
-            typer.echo(f"{path}: ok")
+            typer.echo(f"{path}: ok ({summary})")
     if failed:
         raise typer.Exit(EXIT_BAD_INPUT)
 
@@ -155,6 +247,117 @@ def schema(
         sys.stdout.write(text)
     else:
         out.write_text(text, encoding="utf-8")
+
+
+@app.command()
+def sync(
+    results: Annotated[
+        Path, typer.Argument(help="A study's (or run's) results folder.", show_default=False)
+    ],
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="List what would be uploaded; upload nothing.")
+    ] = False,
+    timeout: Annotated[
+        float, typer.Option(help="Give up after this many seconds (0: never).", min=0)
+    ] = 600,
+) -> None:
+    """Upload the offline W&B runs under RESULTS/wandb/ with `wandb sync`; never prompts."""
+    import os
+    import signal
+    import subprocess
+
+    from mixer_sweeps.tracking import has_wandb_credentials, offline_runs
+
+    if not results.is_dir():
+        raise _fail(f"{results} is not a folder")
+    pending, synced = offline_runs(results)
+    if not pending:
+        done = f" ({synced} already uploaded)" if synced else ""
+        typer.echo(f"nothing to sync: no offline W&B runs under {results}{done}")
+        return
+    if not dry_run and not has_wandb_credentials():
+        raise _fail("no W&B API key found: set WANDB_API_KEY or run `wandb login`, then sync again")
+    command = [sys.executable, "-m", "wandb", "sync", "--yes"]
+    if dry_run:
+        command.append("--dry-run")
+    typer.echo(f"{'would upload' if dry_run else 'uploading'} {len(pending)} offline run(s)")
+    # Own session, so a time-out also ends the wandb-core service that `wandb sync` starts.
+    process = subprocess.Popen(
+        [*command, *map(str, pending)], stdin=subprocess.DEVNULL, start_new_session=True
+    )
+    try:
+        code = process.wait(timeout=timeout or None)
+    except (subprocess.TimeoutExpired, KeyboardInterrupt) as exc:
+        os.killpg(process.pid, signal.SIGKILL)
+        process.wait()
+        if isinstance(exc, KeyboardInterrupt):
+            raise
+        raise _fail(
+            f"wandb sync gave up after {timeout:g} s (is the W&B server reachable?);"
+            " the runs stay on disk, sync again later",
+            code=1,
+        ) from None
+    if code:
+        raise _fail(f"wandb sync failed (exit code {code})", code=1)
+
+
+@app.command()
+def report(
+    studies: Annotated[
+        list[Path],
+        typer.Argument(
+            help="Study YAML files or results folders (results/<study>); two or more are compared.",
+            show_default=False,
+        ),
+    ],
+    formats: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--format",
+            "-f",
+            help="md, csv, latex, html or all; repeat for several (default: all).",
+            show_default=False,
+        ),
+    ] = None,
+    out: Annotated[
+        Path | None,
+        typer.Option(
+            help="Output folder (default: <study results>/report; for several studies"
+            " <results>/compare-<a>-<b>).",
+            show_default=False,
+        ),
+    ] = None,
+    results: Annotated[
+        Path, typer.Option(help="Results folder, where study files' results are.")
+    ] = Path("results"),
+    storage: Annotated[
+        str | None,
+        typer.Option(
+            help="Optuna storage URL; else $SWEEPS_STORAGE, else study.storage, else the journal"
+            " file in the results.",
+            show_default=False,
+        ),
+    ] = None,
+) -> None:
+    """Ablation tables and plots of a study: Markdown, CSV, LaTeX and a self-contained HTML page.
+
+    `sweeps run` writes the report when the study ends; this writes it again, at any time.
+    """
+    from rich.console import Console
+
+    from mixer_sweeps.report import compare_studies, load_results, parse_formats, write_report
+
+    try:
+        chosen = parse_formats(formats)
+        found = [load_results(s, results_dir=results, storage=storage) for s in studies]
+    except ValueError as exc:  # ReportError, SpecError, a bad format or storage URL
+        raise _fail(str(exc)) from None
+    console = Console(highlight=False, soft_wrap=True)
+    if len(found) == 1:
+        write_report(found[0], out, formats=chosen, console=console)
+    else:
+        out = out or results / "-".join(["compare", *(r.name for r in found)])
+        compare_studies(found, out, formats=chosen, console=console)
 
 
 def main() -> None:

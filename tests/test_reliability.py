@@ -117,7 +117,8 @@ def test_sigkill_then_resume_matches_an_uninterrupted_run(tmp_path: Path) -> Non
     proc.send_signal(signal.SIGKILL)
     proc.wait()
     killed_at = load_checkpoint(tmp_path / "cut" / CHECKPOINT_FILE)["epoch"]
-    assert 3 <= killed_at < 40
+    # history.csv gains its row just before the checkpoint is replaced.
+    assert 2 <= killed_at < 40
 
     done = subprocess.run(
         _train_cmd(spec_path, tmp_path / "cut", "--resume"),

@@ -22,6 +22,36 @@ def make_trackers(
     """Trackers for one run: a standalone ``sweeps train`` run or one trial of a study.
 
     ``results_dir`` is the study's (or the run's) results folder; trackers keep their files
-    under it (W&B: ``results_dir/wandb``).
+    under it (W&B: ``results_dir/wandb``). A trial's W&B run is grouped by study and named
+    ``<study>-<trial number>``; a standalone run is grouped and named by the spec's name.
     """
-    return []
+    from mixer_sweeps.tracking._wandb import WandbTracker, resolve_mode
+
+    trackers: list[Tracker] = []
+    wandb_spec = spec.tracking.wandb
+    mode = resolve_mode(wandb_spec.mode)
+    if mode != "disabled":
+        if study_name is None:
+            group, job_type, name, extra = spec.name, "train", spec.name, {}
+        else:
+            group, job_type = study_name, "trial"
+            name = study_name if trial_number is None else f"{study_name}-{trial_number}"
+            # Replicates of one trial (``<study>-<n>-seed<s>``) keep their spec's longer name.
+            if spec.name.startswith(f"{name}-"):
+                name = spec.name
+            extra = {
+                "study": study_name,
+                "trial": {"number": trial_number, "params": dict(params or {})},
+            }
+        trackers.append(
+            WandbTracker(
+                mode=mode,
+                results_dir=results_dir,
+                wandb_spec=wandb_spec,
+                group=group,
+                job_type=job_type,
+                name=name,
+                extra_config=extra,
+            )
+        )
+    return trackers

@@ -1,0 +1,123 @@
+"""A study's results: its Optuna study, search space and settings, found from what the user gives.
+
+``sweeps report`` takes a study file (``studies/quickstart.yaml``: its results are under
+``<results>/<name>/``) or a study's results folder (``results/quickstart/``, which holds the
+resolved ``study.yaml`` that ``sweeps run`` writes). The storage is the one the study was run
+with: ``--storage``, then ``SWEEPS_STORAGE``, then ``study.storage``, else the journal file in the
+results folder.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import optuna
+import yaml
+from optuna.trial import FrozenTrial
+
+from mixer_sweeps.study import (
+    Choices,
+    Range,
+    SearchSpace,
+    check_storage_url,
+    open_storage,
+    resolve_storage,
+)
+from mixer_sweeps.study._objective import TRIALS_DIR
+from mixer_sweeps.study._runner import STUDY_FILE
+from mixer_sweeps.study._storage import journal_path
+
+
+class ReportError(ValueError):
+    """There is no study to report where the user pointed."""
+
+
+@dataclass(frozen=True)
+class StudyResults:
+    """Everything a report is made from."""
+
+    study: optuna.Study
+    study_dir: Path
+    space: SearchSpace
+    settings: dict[str, Any]
+    """The resolved ``study:`` section (sampler, pruner, replicates, ...)."""
+    trials: list[FrozenTrial]
+
+    @property
+    def name(self) -> str:
+        return self.study.study_name
+
+    @property
+    def replicates(self) -> int:
+        return int(self.settings.get("replicates") or 1)
+
+    def trial_dir(self, trial: FrozenTrial) -> Path:
+        return self.study_dir / trial.user_attrs.get("run_dir", f"{TRIALS_DIR}/{trial.number}")
+
+
+def load_results(
+    target: str | Path, *, results_dir: str | Path = "results", storage: str | None = None
+) -> StudyResults:
+    """The results of a study file's study, or of a study's results folder.
+
+    Raises:
+        ReportError: nothing was run there, or the storage holds no such study.
+        SpecError: ``target`` is a study file with mistakes.
+    """
+    from mixer_sweeps.study import load_study_file
+
+    path = Path(target)
+    if path.is_dir():
+        study_dir = path
+    elif path.is_file():
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+        if isinstance(data, dict) and isinstance(data.get("base"), dict):
+            study_dir = path.parent
+        else:
+            study_dir = Path(results_dir) / load_study_file(path).name
+    else:
+        raise ReportError(f"{path} is neither a study file nor a study's results folder")
+    resolved = study_dir / STUDY_FILE
+    if not resolved.is_file():
+        raise ReportError(f"{study_dir} holds no {STUDY_FILE}: has the study been run?")
+    settings = yaml.safe_load(resolved.read_text(encoding="utf-8"))["study"]
+    url = resolve_storage(storage, settings.get("storage"))
+    check_storage_url(url)
+    journal = journal_path(url, study_dir)
+    if journal is not None and not journal.is_file():
+        raise ReportError(f"no study storage at {journal}")
+    try:
+        study = optuna.load_study(
+            study_name=settings["name"], storage=open_storage(url, study_dir=study_dir)
+        )
+    except KeyError:
+        raise ReportError(f"the storage holds no study named {settings['name']!r}") from None
+    return results_of(study, study_dir)
+
+
+def results_of(study: optuna.Study, study_dir: Path) -> StudyResults:
+    """The results of an open study whose files are in ``study_dir``."""
+    resolved = yaml.safe_load((study_dir / STUDY_FILE).read_text(encoding="utf-8"))
+    described = study.user_attrs.get("space") or resolved["space"]
+    return StudyResults(
+        study=study,
+        study_dir=study_dir,
+        space=SearchSpace(tuple(_dimension(p, d) for p, d in described.items())),
+        settings=resolved["study"],
+        trials=study.get_trials(deepcopy=False),
+    )
+
+
+def _dimension(path: str, described: dict[str, Any]) -> Choices | Range:
+    if "choices" in described:
+        return Choices(path, tuple(described["choices"]))
+    return Range(
+        path,
+        described["low"],
+        described["high"],
+        log=described.get("log", False),
+        step=described.get("step"),
+        integer=described.get("type") == "int",
+    )

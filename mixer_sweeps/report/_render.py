@@ -1,0 +1,204 @@
+"""A report as Markdown, LaTeX, a self-contained HTML page and rich tables in the terminal.
+
+Numbers are formatted once (:func:`display_frame`), then pandas writes each format:
+``DataFrame.to_markdown``, ``DataFrame.to_latex`` and ``DataFrame.to_html``.
+"""
+
+from __future__ import annotations
+
+import base64
+import math
+import numbers
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from mixer_sweeps.report._plots import Plot
+from mixer_sweeps.report._tables import Table
+
+MISSING = "–"
+
+
+@dataclass
+class Report:
+    title: str
+    summary: list[str]
+    tables: list[Table]
+    plots: list[Plot] = field(default_factory=list)
+    spec: str | None = None
+    """The best trial's resolved run spec (YAML)."""
+    data_file: str | None = None
+    """The CSV written beside the report, if any."""
+
+
+def _cell(value: Any, *, metric: bool) -> str:
+    if value is None or (isinstance(value, float) and math.isnan(value)) or value is pd.NA:
+        return MISSING
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, numbers.Integral):
+        return str(value)
+    if isinstance(value, numbers.Real):
+        return f"{value:.4f}" if metric else f"{value:.4g}"
+    return str(value)
+
+
+def display_frame(table: Table) -> pd.DataFrame:
+    """The table as strings, its index as the first column.
+
+    Accuracies get 4 decimals, parameter values 4 digits; a pivot's first header names both of
+    its factors (``rows \\ columns``).
+    """
+    frame = table.frame
+    first = str(frame.index.name or "")
+    if frame.columns.name:
+        first += f" \\ {frame.columns.name}"
+    shown = {first: [_cell(v, metric=False) for v in frame.index]}
+    for column in frame.columns:
+        metric = column not in table.params
+        shown[_cell(column, metric=False)] = [_cell(v, metric=metric) for v in frame[column]]
+    return pd.DataFrame(shown)
+
+
+def to_markdown(report: Report) -> str:
+    lines = [f"# {report.title}", "", *(f"- {line}" for line in report.summary), ""]
+    if report.data_file:
+        lines += [f"Every trial: [{report.data_file}]({report.data_file}).", ""]
+    for table in report.tables:
+        shown = display_frame(table)
+        lines += [f"## {table.title}", ""]
+        align = ("left",) + ("right",) * (len(shown.columns) - 1)
+        lines += [shown.to_markdown(index=False, disable_numparse=True, colalign=align), ""]
+        if table.note:
+            lines += [f"*{table.note}*", ""]
+    if report.plots:
+        lines += ["## Plots", ""]
+        lines += [f"![{p.title}]({p.path.name})\n" for p in report.plots]
+    if report.spec:
+        lines += ["## Best trial's run spec", "", "```yaml", report.spec.rstrip(), "```", ""]
+    return "\n".join(lines)
+
+
+_LATEX_SPECIALS = {c: "\\" + c for c in "&%$#_{}"} | {
+    "~": r"\textasciitilde{}",
+    "^": r"\textasciicircum{}",
+    "\\": r"\textbackslash{}",
+}
+_LATEX_SYMBOLS = {"±": r"$\pm$", "×": r"$\times$", "–": "--", "−": "-"}
+
+
+def _latex_text(text: str) -> str:
+    return "".join(_LATEX_SPECIALS.get(c, c) for c in text)
+
+
+def to_latex(report: Report) -> str:
+    """One ``table`` float per table; needs ``\\usepackage{booktabs}``."""
+    parts = [f"% {report.title}: tables from `sweeps report`; needs \\usepackage{{booktabs}}"]
+    for table in report.tables:
+        shown = display_frame(table)
+        caption = table.title + (f". {table.note}" if table.note else "")
+        latex = shown.to_latex(
+            escape=True,
+            index=False,
+            column_format="l" + "r" * (len(shown.columns) - 1),
+            caption=(_latex_text(caption), _latex_text(table.title)),
+            label=f"tab:{table.key}",
+            position="htbp",
+        )
+        parts.append(latex)
+    text = "\n".join(parts)
+    for symbol, latex in _LATEX_SYMBOLS.items():
+        text = text.replace(symbol, latex)
+    return text
+
+
+_HTML = """<!DOCTYPE html>
+<html lang="en">
+<head>
+<meta charset="utf-8">
+<title>{{ title }}</title>
+<style>
+body { font-family: system-ui, sans-serif; margin: 2rem auto; max-width: 72rem; padding: 0 1rem;
+       color: #222; line-height: 1.4; }
+h1 { font-size: 1.6rem; } h2 { font-size: 1.2rem; margin-top: 2rem; }
+table.data { border-collapse: collapse; font-variant-numeric: tabular-nums; margin: 0.5rem 0; }
+table.data th, table.data td { padding: 0.25rem 0.7rem; border-bottom: 1px solid #ddd;
+                               text-align: right; }
+table.data thead th { border-bottom: 2px solid #999; }
+table.data td:first-child, table.data th:first-child { text-align: left; }
+table.data td:first-child { font-weight: 600; }
+p.note { color: #555; font-size: 0.9rem; margin-top: 0; }
+figure { margin: 1rem 0 2rem; } figure img { max-width: 100%; border: 1px solid #eee; }
+figcaption { color: #555; font-size: 0.9rem; }
+pre { background: #f6f8fa; padding: 0.8rem; overflow-x: auto; font-size: 0.85rem; }
+</style>
+</head>
+<body>
+<h1>{{ title }}</h1>
+<ul>{% for line in summary %}<li>{{ line }}</li>{% endfor %}</ul>
+{% if data_file %}<p>Every trial: <a href="{{ data_file }}">{{ data_file }}</a>.</p>{% endif %}
+{% for table in tables %}
+<h2>{{ table.title }}</h2>
+{{ table.html | safe }}
+{% if table.note %}<p class="note">{{ table.note }}</p>{% endif %}
+{% endfor %}
+{% if plots %}<h2>Plots</h2>{% endif %}
+{% for plot in plots %}
+<figure><img src="data:image/png;base64,{{ plot.data }}" alt="{{ plot.title }}">
+<figcaption>{{ plot.title }}</figcaption></figure>
+{% endfor %}
+{% if spec %}<h2>Best trial's run spec</h2><pre>{{ spec }}</pre>{% endif %}
+</body>
+</html>
+"""
+
+
+def to_html(report: Report) -> str:
+    """A page that needs no other file: the plots are embedded as data URIs."""
+    import jinja2
+
+    template = jinja2.Environment(autoescape=True).from_string(_HTML)
+    tables = [
+        {
+            "title": t.title,
+            "note": t.note,
+            "html": display_frame(t).to_html(index=False, border=0, classes="data", escape=True),
+        }
+        for t in report.tables
+    ]
+    plots = [
+        {"title": p.title, "data": base64.b64encode(Path(p.path).read_bytes()).decode("ascii")}
+        for p in report.plots
+    ]
+    return template.render(
+        title=report.title,
+        summary=report.summary,
+        data_file=report.data_file,
+        tables=tables,
+        plots=plots,
+        spec=report.spec,
+    )
+
+
+def print_report(report: Report, console: Any) -> None:
+    """The report's summary and tables as rich tables."""
+    from rich.markup import escape
+    from rich.table import Table as RichTable
+
+    console.print(report.title, style="bold", markup=False, highlight=False)
+    for line in report.summary:
+        console.print(f"  {line}", markup=False, highlight=False)
+    for table in report.tables:
+        shown = display_frame(table)
+        rich_table = RichTable(title=escape(table.title), title_justify="left", show_edge=False)
+        for i, column in enumerate(shown.columns):
+            rich_table.add_column(
+                escape(column),
+                justify="left" if i == 0 else "right",
+                style="bold" if i == 0 else "",
+            )
+        for row in shown.itertuples(index=False):
+            rich_table.add_row(*map(escape, row))
+        console.print(rich_table)

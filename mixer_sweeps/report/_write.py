@@ -1,0 +1,249 @@
+"""Write a study's report, or a comparison of studies, to a folder.
+
+A study's report goes to ``<results>/<study>/report/`` unless told otherwise: ``report.md``,
+``report.html`` (self-contained), ``report.tex``, ``trials.csv`` and the plots' PNG files.
+"""
+
+from __future__ import annotations
+
+import statistics
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import pandas as pd
+
+from mixer_sweeps.report._frame import trials_frame
+from mixer_sweeps.report._load import StudyResults, results_of
+from mixer_sweeps.report._plots import history_plot, study_plots
+from mixer_sweeps.report._render import Report, print_report, to_html, to_latex, to_markdown
+from mixer_sweeps.report._tables import (
+    Table,
+    ablation_tables,
+    ci95,
+    levels_frame,
+    param_importances,
+    top_table,
+)
+from mixer_sweeps.study import best_trial, count_trials, format_params
+from mixer_sweeps.study._monitor import short_names
+from mixer_sweeps.training import SPEC_FILE, atomic_write_text
+
+if TYPE_CHECKING:
+    from rich.console import Console
+
+    from mixer_sweeps.study import StudyRun
+
+REPORT_DIR = "report"
+FORMATS = ("md", "csv", "latex", "html")
+_FILES = {"md": "report.md", "latex": "report.tex", "html": "report.html"}
+
+
+def parse_formats(values: Sequence[str] | None) -> tuple[str, ...]:
+    """``md``, ``csv``, ``latex``, ``html`` or ``all``, repeated or comma-separated; none: all."""
+    chosen: list[str] = []
+    for value in values or ["all"]:
+        for name in filter(None, (part.strip().lower() for part in value.split(","))):
+            if name not in (*FORMATS, "all"):
+                raise ValueError(
+                    f"unknown report format {name!r}: expected md, csv, latex, html or all"
+                )
+            chosen.extend(FORMATS if name == "all" else [name])
+    return tuple(f for f in FORMATS if f in chosen)
+
+
+def build_report(
+    results: StudyResults, out: Path, *, plots: bool = True
+) -> tuple[Report, pd.DataFrame]:
+    """The report of a study and its trials DataFrame; ``plots`` draws the plots into ``out``."""
+    frame = trials_frame(results)
+    importances, why = param_importances(results)
+    complete = (frame["state"] == "COMPLETE").any()
+    tables = [top_table(results, frame)] if complete else []
+    tables += ablation_tables(results, frame)
+    if importances is not None:
+        tables.append(Table("importances", "Parameter importances", importances.to_frame(), why))
+    drawn = []
+    if plots:
+        levels = levels_frame(results, frame)
+        drawn = study_plots(results, frame, levels, out, importances=importances is not None)
+    summary = _summary(results, frame)
+    if importances is None:
+        summary.append(f"parameter importances: {why}")
+    report = Report(
+        title=f"Study {results.name}",
+        summary=summary,
+        tables=tables,
+        plots=drawn,
+        spec=_best_spec(results),
+    )
+    return report, frame
+
+
+def write_report(
+    results: StudyResults,
+    out: Path | None = None,
+    *,
+    formats: Sequence[str] = FORMATS,
+    console: Console | None = None,
+) -> list[Path]:
+    """Write the report of a study in ``formats``; returns the files written."""
+    out = Path(out) if out is not None else results.study_dir / REPORT_DIR
+    out.mkdir(parents=True, exist_ok=True)
+    report, frame = build_report(results, out, plots="md" in formats or "html" in formats)
+    written = [p.path for p in report.plots]
+    if "csv" in formats:
+        report.data_file = "trials.csv"
+        written.append(_write(out / report.data_file, frame.to_csv(index=False)))
+    written += _write_documents(report, out, formats)
+    if console is not None:
+        print_report(report, console)
+        _print_written(console, out, written)
+    return written
+
+
+def compare_studies(
+    studies: Sequence[StudyResults],
+    out: Path,
+    *,
+    formats: Sequence[str] = FORMATS,
+    console: Console | None = None,
+) -> list[Path]:
+    """Side by side: trials by state, the best trial of each; one optimisation-history plot."""
+    out.mkdir(parents=True, exist_ok=True)
+    table = comparison_table(studies)
+    plots = []
+    drawn = "md" in formats or "html" in formats
+    if drawn and any(best_trial(r.trials) for r in studies):
+        from mixer_sweeps.report._plots import Plot
+
+        path = history_plot([r.study for r in studies], out / "history.png")
+        plots.append(Plot("Optimisation histories", path))
+    report = Report(
+        title=f"Studies {', '.join(r.name for r in studies)}",
+        summary=[f"{r.name}: {r.study_dir}" for r in studies],
+        tables=[table],
+        plots=plots,
+    )
+    written = [p.path for p in plots]
+    if "csv" in formats:
+        report.data_file = "comparison.csv"
+        written.append(_write(out / report.data_file, table.frame.to_csv()))
+    written += _write_documents(report, out, formats)
+    if console is not None:
+        print_report(report, console)
+        _print_written(console, out, written)
+    return written
+
+
+def comparison_table(studies: Sequence[StudyResults]) -> Table:
+    rows = []
+    for results in studies:
+        counts = count_trials(results.trials)
+        best = best_trial(results.trials)
+        tests = (
+            [t for t in (best.user_attrs.get("test_accs") or []) if t is not None] if best else []
+        )
+        names = short_names([d.path for d in results.space])
+        rows.append(
+            {
+                "study": results.name,
+                "trials": counts.finished,
+                "complete": counts.complete,
+                "pruned": counts.pruned,
+                "failed": counts.failed,
+                "best val acc": best.value if best else None,
+                "best trial": best.number if best else None,
+                "best test acc": statistics.fmean(tests) if tests else None,
+                "best params": format_params(best.params, names) if best else None,
+            }
+        )
+    frame = pd.DataFrame(rows).set_index("study")
+    frame["best trial"] = frame["best trial"].astype("Int64")
+    note = "Trials finished by state; the best complete trial of each study and its test acc."
+    return Table("studies", "Studies side by side", frame, note)
+
+
+def report_run(run: StudyRun, console: Console) -> list[Path]:
+    """The end of ``sweeps run``: the study's report; a failure is a warning, never an error."""
+    if run.interrupted or run.fatal is not None or not run.trials:
+        return []
+    try:
+        return write_report(results_of(run.study, run.study_dir), console=console)
+    except Exception as exc:
+        console.print(
+            f"warning: the report failed: {type(exc).__name__}: {exc}",
+            style="yellow",
+            markup=False,
+        )
+        return []
+
+
+def _write_documents(report: Report, out: Path, formats: Sequence[str]) -> list[Path]:
+    render = {"md": to_markdown, "latex": to_latex, "html": to_html}
+    return [
+        _write(out / _FILES[f], render[f](report)) for f in FORMATS if f in render and f in formats
+    ]
+
+
+def _write(path: Path, text: str) -> Path:
+    atomic_write_text(path, text)
+    return path
+
+
+def _print_written(console: Console, out: Path, written: list[Path]) -> None:
+    names = ", ".join(p.name for p in written)
+    console.print(f"report in {out}/: {names}", markup=False, highlight=False)
+
+
+def _summary(results: StudyResults, frame: pd.DataFrame) -> list[str]:
+    counts = count_trials(results.trials)
+    line = (
+        f"{counts.finished} trials finished: {counts.complete} complete, {counts.pruned} pruned,"
+        f" {counts.failed} failed"
+    )
+    for n, what in ((counts.running, "running"), (counts.waiting, "queued")):
+        if n:
+            line += f"; {n} {what}"
+    if counts.retried:
+        line += f"; {counts.retried} abandoned attempts ran again"
+    settings = results.settings
+    sampler, pruner = settings.get("sampler") or {}, settings.get("pruner") or {}
+    seeds = results.replicates
+    how = [
+        f"{sampler.get('type')} sampler"
+        + (f" (seed {sampler['seed']})" if sampler.get("seed") is not None else ""),
+        "no pruner" if pruner.get("type") == "none" else f"{pruner.get('type')} pruner",
+        f"{seeds} seed{'s' if seeds > 1 else ''} per configuration",
+        f"objective: best {settings.get('metric', 'val_acc')}"
+        + (" (mean over seeds)" if seeds > 1 else ""),
+    ]
+    lines = [line, ", ".join(how)]
+    best = best_trial(results.trials)
+    if best is not None:
+        row = frame.set_index("number").loc[best.number]
+        value = f"val acc {best.value:.4f}"
+        if seeds > 1:
+            ci = ci95(best.user_attrs.get("best_val_accs") or [])
+            value += f" ± {ci:.4f} (95% CI over {seeds} seeds)"
+        details = [value]
+        if pd.notna(row["test_acc"]):
+            details.append(f"test acc {row['test_acc']:.4f}")
+        if pd.notna(row["num_params"]):
+            details.append(f"{int(row['num_params']):,} parameters")
+        if pd.notna(row["epochs"]):
+            details.append(f"{int(row['epochs'])} epochs")
+        lines.append(f"best: trial {best.number}, {', '.join(details)}")
+        lines.append(f"best params: {format_params(best.params)}")
+    return lines
+
+
+def _best_spec(results: StudyResults) -> str | None:
+    best = best_trial(results.trials)
+    if best is None:
+        return None
+    trial_dir = results.trial_dir(best)
+    for path in [trial_dir / SPEC_FILE, *sorted(trial_dir.glob(f"seed-*/{SPEC_FILE}"))]:
+        if path.is_file():
+            return path.read_text(encoding="utf-8")
+    return None

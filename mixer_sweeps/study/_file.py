@@ -1,0 +1,590 @@
+"""Study files: a base run spec, values held fixed, and a search space over dotted spec paths.
+
+.. code-block:: yaml
+
+    study:
+      name: width_depth
+      base: ../specs/mixer_nano_cifar10.yaml   # relative to this file; or a top-level `run:`
+      n_trials: 40
+      sampler: {type: tpe, seed: 0}
+      pruner: {type: hyperband, min_epochs: 3}
+    fixed:
+      optim.epochs: 60
+    space:
+      model.depth: {choices: [4, 8, 12]}
+      optim.lr: {low: 1e-4, high: 3e-3, log: true}
+
+Everything that can be known before a trial trains is checked when the file is loaded, and every
+problem is reported at once as one :class:`~mixer_sweeps.spec.SpecError`: unknown paths, empty or
+reversed ranges, and each choice (and each end of each range) applied alone to the base spec, so a
+patch size that cannot divide the image stops the study before anything trains.
+"""
+
+from __future__ import annotations
+
+import difflib
+import hashlib
+import json
+import types
+import typing
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from mixer_sweeps.spec import (
+    FieldError,
+    Problem,
+    RunSpec,
+    SpecError,
+    YamlDocument,
+    apply_overrides,
+    read_yaml,
+    validate_model,
+)
+from mixer_sweeps.study._space import Choices, Range, SearchSpace
+
+SamplerType = Literal["tpe", "random", "grid", "cmaes", "qmc"]
+PrunerType = Literal["median", "hyperband", "successive_halving", "none"]
+
+# Every trial gets its own name, so searching or fixing these would be meaningless.
+_RESERVED_PATHS = ("name",)
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid", validate_default=True)
+
+
+class SamplerSettings(_Section):
+    """How the next configuration is chosen."""
+
+    type: SamplerType = Field(
+        "tpe",
+        description="tpe (multivariate TPE), random, grid (every point once), cmaes, qmc (Sobol).",
+    )
+    seed: int | None = Field(
+        0,
+        ge=0,
+        description="Seed of the sampler; null draws a fresh one. Each worker derives its own"
+        " seed from it (and from the trials already in the study), so workers never replay"
+        " each other's draws.",
+    )
+    startup_trials: int | None = Field(
+        None,
+        ge=0,
+        description="tpe and cmaes only: random trials before the model takes over"
+        " [default: 10 for tpe, 1 for cmaes].",
+    )
+
+    @model_validator(mode="after")
+    def _startup_applies(self) -> SamplerSettings:
+        if self.startup_trials is not None and self.type not in ("tpe", "cmaes"):
+            raise FieldError(
+                [
+                    (
+                        "sampler.startup_trials",
+                        f"only applies to the tpe and cmaes samplers but the sampler is"
+                        f" {self.type!r}",
+                    )
+                ]
+            )
+        return self
+
+
+class PrunerSettings(_Section):
+    """When a lagging trial is stopped, judged on its per-epoch validation accuracy."""
+
+    type: PrunerType = Field("median", description="median, hyperband, successive_halving, none.")
+    min_epochs: int = Field(
+        1, ge=1, description="No trial is pruned before it has trained this many epochs."
+    )
+    startup_trials: int = Field(
+        5, ge=0, description="median only: trials that finish before any trial is pruned."
+    )
+    reduction_factor: int = Field(
+        3,
+        ge=2,
+        description="hyperband and successive_halving: 1/reduction_factor of the trials reaching"
+        " a rung go on to the next.",
+    )
+
+
+class StudySettings(_Section):
+    """The `study:` section."""
+
+    name: str = Field(
+        pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$",
+        max_length=128,
+        description="Study name in the storage; results go to <results>/<name>/.",
+    )
+    base: str | None = Field(
+        None,
+        description="Base run spec, relative to the study file; or give the spec inline as a"
+        " top-level `run:` mapping.",
+    )
+    metric: Literal["val_acc"] = Field(
+        "val_acc",
+        description="Reported every epoch for pruning; a trial's value is its best val_acc"
+        " (the mean over replicates).",
+    )
+    direction: Literal["maximize"] = Field("maximize", description="val_acc is maximised.")
+    n_trials: int | None = Field(
+        None,
+        ge=1,
+        description="Trials in total, across all workers and runs [default for grid: the grid"
+        " size].",
+    )
+    timeout: float | None = Field(
+        None, gt=0, description="Seconds after which no new trial starts; null for no limit."
+    )
+    sampler: SamplerSettings = Field(default_factory=SamplerSettings)
+    pruner: PrunerSettings = Field(default_factory=PrunerSettings)
+    replicates: int = Field(
+        1,
+        ge=1,
+        description="Seeds per configuration (spec seed, seed + 1, ...); the objective is the"
+        " mean of their best val accuracies.",
+    )
+    storage: str | None = Field(
+        None,
+        description="Optuna storage URL (sqlite:///..., postgresql://...) or journal:PATH;"
+        " null keeps a journal file under <results>/<name>/.",
+    )
+    skip_duplicates: bool = Field(
+        True,
+        description="A configuration that an earlier trial completed or had pruned is not"
+        " trained again: the trial takes that trial's outcome (and counts towards n_trials)."
+        " Samplers often repeat points of a discrete space, and on a fixed seed a repeat only"
+        " costs time.",
+    )
+
+
+class _StudyDocument(_Section):
+    study: dict[str, Any]
+    space: dict[str, Any] = Field(min_length=1)
+    fixed: dict[str, Any] = Field(default_factory=dict)
+    run: dict[str, Any] | None = None
+
+
+class _Dimension(_Section):
+    choices: list[Any] | None = None
+    low: int | float | None = None
+    high: int | float | None = None
+    log: bool = False
+    step: int | float | None = Field(None, gt=0)
+
+    @model_validator(mode="after")
+    def _is_consistent(self) -> _Dimension:
+        problems: list[tuple[str, str]] = []
+        if self.choices is not None:
+            for key in ("low", "high", "step"):
+                if getattr(self, key) is not None:
+                    problems.append((key, "cannot be combined with choices"))
+            if self.log:
+                problems.append(("log", "cannot be combined with choices"))
+            if not self.choices:
+                problems.append(("choices", "must list at least one value but got []"))
+            for i, choice in enumerate(self.choices):
+                if choice in self.choices[:i]:
+                    problems.append((f"choices.{i}", f"duplicate choice {choice!r}"))
+        elif self.low is None or self.high is None:
+            if self.low is None and self.high is None:
+                problems.append(("choices", "give either choices or low and high"))
+            else:
+                missing = "low" if self.low is None else "high"
+                problems.append((missing, "required with a range but missing"))
+        else:
+            if self.low > self.high:
+                problems.append(("low", f"must not exceed high={self.high} but got {self.low}"))
+            if self.log and self.low <= 0:
+                problems.append(("low", f"must be > 0 with log: true but got {self.low}"))
+            if self.log and self.step is not None:
+                problems.append(("step", "cannot be combined with log: true"))
+            elif self.step is not None and self.low <= self.high:
+                ratio = (self.high - self.low) / self.step
+                if abs(ratio - round(ratio)) > 1e-9:
+                    problems.append(
+                        (
+                            "step",
+                            f"must divide high - low = {self.high - self.low} but got {self.step}",
+                        )
+                    )
+        if problems:
+            raise FieldError(problems)
+        return self
+
+
+@dataclass(frozen=True)
+class StudyFile:
+    """A loaded, validated study file: what :func:`~mixer_sweeps.study.run_study` runs."""
+
+    settings: StudySettings
+    space: SearchSpace
+    fixed: dict[str, Any]
+    base_data: dict[str, Any]
+    """The base run spec as written, with the fixed values applied."""
+    base_spec: RunSpec
+    """``base_data`` validated."""
+    source: str
+
+    @property
+    def name(self) -> str:
+        return self.settings.name
+
+    @property
+    def n_trials(self) -> int | None:
+        """Trials in total; for a grid without ``n_trials``, every grid point once."""
+        if self.settings.n_trials is None and self.settings.sampler.type == "grid":
+            return self.space.grid_size()
+        return self.settings.n_trials
+
+    @property
+    def seeds(self) -> list[int]:
+        return [self.base_spec.seed + i for i in range(self.settings.replicates)]
+
+    @property
+    def max_epochs(self) -> int:
+        """The most epochs any trial can train (the pruners' maximum resource)."""
+        return _max_epochs(self.space, self.base_spec)
+
+    def trial_spec(
+        self, overrides: dict[str, Any], *, name: str, seed: int | None = None
+    ) -> RunSpec:
+        """The run spec of one trial: the base, then the fixed values, then ``overrides``."""
+        extra: dict[str, Any] = {"name": name}
+        if seed is not None:
+            extra["seed"] = seed
+        data = apply_overrides(self.base_data, {**overrides, **extra})
+        return validate_model(RunSpec, data, YamlDocument(data, {}, f"trial {name}"))
+
+    def fingerprint(self) -> str:
+        """Hash of what makes trials comparable: base spec, fixed values, space, replicates.
+
+        Where a trial trains (``train``) and what it reports to (``tracking``) are left out, so a
+        study can move between machines.
+        """
+        base = self.base_spec.model_dump(mode="json", exclude={"name", "train", "tracking"})
+        payload = {
+            "base": base,
+            "space": self.space.describe(),
+            "replicates": self.settings.replicates,
+            "metric": self.settings.metric,
+        }
+        text = json.dumps(payload, sort_keys=True, separators=(",", ":"))
+        return hashlib.sha256(text.encode("utf-8")).hexdigest()[:16]
+
+
+def describe_study(study_file: StudyFile) -> str:
+    """One line about a study, for ``sweeps validate``."""
+    s = study_file.settings
+    budget = [] if study_file.n_trials is None else [f"{study_file.n_trials} trials"]
+    if s.timeout is not None:
+        budget.append(f"timeout {s.timeout:g} s")
+    dims = len(study_file.space.dims)
+    return (
+        f"study {study_file.name}: {dims} dimension{'s' if dims != 1 else ''},"
+        f" {', '.join(budget)}, {s.sampler.type} sampler,"
+        f" {'no' if s.pruner.type == 'none' else s.pruner.type} pruner,"
+        f" base {study_file.base_spec.name}"
+    )
+
+
+def load_study_file(path: str | Path, overrides: dict[str, Any] | None = None) -> StudyFile:
+    """Read and check a study file; ``overrides`` sets dotted paths (``study.n_trials``).
+
+    Raises:
+        SpecError: listing every problem, with its dotted path and line.
+    """
+    path = Path(path)
+    doc = read_yaml(path)
+    if not overrides:
+        return _check(doc, path.parent)
+    data = apply_overrides(doc.data, overrides)
+    given = ", ".join(f"{key}={value!r}" for key, value in overrides.items())
+    return _check(YamlDocument(data, doc.lines, f"{doc.source} with {given}"), path.parent)
+
+
+def parse_study_file(
+    text: str, *, source: str = "<string>", base_dir: Path = Path(".")
+) -> StudyFile:
+    """Like :func:`load_study_file` for text; ``base`` paths are relative to ``base_dir``."""
+    from mixer_sweeps.spec import parse_yaml
+
+    return _check(parse_yaml(text, source=source), base_dir)
+
+
+def _check(doc: YamlDocument, base_dir: Path) -> StudyFile:
+    problems: list[Problem] = []
+    document = _collect(problems, lambda: validate_model(_StudyDocument, doc.data, doc))
+    if document is None:
+        raise SpecError(doc.source, problems)
+    settings = _collect(
+        problems, lambda: validate_model(StudySettings, document.study, doc, prefix=("study",))
+    )
+
+    dims = {}
+    for key, value in document.space.items():
+        dim = _check_dimension(key, value, doc, problems)
+        if dim is not None:
+            dims[key] = dim
+    fixed = {
+        key: value
+        for key, value in document.fixed.items()
+        if _check_path(("fixed", key), doc, problems) is not None
+    }
+
+    base_raw = None if settings is None else _load_base(document, settings, doc, base_dir, problems)
+    base_data = base_spec = None
+    if base_raw is not None:
+        base_data = apply_overrides(base_raw, fixed)
+        base_spec = _collect(problems, lambda: _validate_fixed(base_data, fixed, doc))
+    if base_spec is not None:
+        for key, dim in dims.items():
+            _check_dimension_values(key, dim, base_data, doc, problems)
+
+    space = SearchSpace(tuple(dims.values()))
+    if settings is not None:
+        _check_study_rules(settings, space, base_spec, doc, problems)
+    if problems:
+        raise SpecError(doc.source, problems)
+    assert settings is not None and base_data is not None and base_spec is not None
+    return StudyFile(
+        settings=settings,
+        space=space,
+        fixed=fixed,
+        base_data=base_data,
+        base_spec=base_spec,
+        source=doc.source,
+    )
+
+
+def _collect(problems: list[Problem], call: typing.Callable[[], Any]) -> Any:
+    try:
+        return call()
+    except SpecError as exc:
+        problems.extend(exc.problems)
+        return None
+
+
+def _problem(doc: YamlDocument, path: tuple, message: str) -> Problem:
+    return Problem(".".join(str(p) for p in path), message, doc.line_of(path))
+
+
+def _check_dimension(
+    key: str, value: Any, doc: YamlDocument, problems: list[Problem]
+) -> Choices | Range | None:
+    at = ("space", key)
+    annotation = _check_path(at, doc, problems)
+    if not isinstance(value, dict):
+        problems.append(
+            _problem(
+                doc, at, f"expected {{choices: [...]}} or {{low: ..., high: ...}} but got {value!r}"
+            )
+        )
+        return None
+    dim = _collect(problems, lambda: validate_model(_Dimension, value, doc, prefix=at))
+    if dim is None or annotation is None:
+        return None
+    if dim.choices is not None:
+        return Choices(key, tuple(dim.choices))
+    kind = _numeric_kind(annotation)
+    if kind is None:
+        problems.append(_problem(doc, at, "a range needs a numeric field; list choices instead"))
+        return None
+    if kind == "int":
+        bad = [k for k in ("low", "high", "step") if not _is_integral(getattr(dim, k))]
+        for k in bad:
+            problems.append(
+                _problem(doc, (*at, k), f"{key} is an integer but got {getattr(dim, k)!r}")
+            )
+        if bad:
+            return None
+        step = int(dim.step) if dim.step is not None else None
+        return Range(key, int(dim.low), int(dim.high), log=dim.log, step=step, integer=True)
+    return Range(key, float(dim.low), float(dim.high), log=dim.log, step=dim.step, integer=False)
+
+
+def _is_integral(value: float | None) -> bool:
+    return value is None or (not isinstance(value, bool) and float(value).is_integer())
+
+
+def _check_path(at: tuple[str, str], doc: YamlDocument, problems: list[Problem]) -> Any:
+    """The annotation of the run spec field that ``at[1]`` names, or None after a problem."""
+    dotted = at[1]
+    if dotted in _RESERVED_PATHS:
+        problems.append(_problem(doc, at, f"{dotted!r} is set per trial and cannot be chosen"))
+        return None
+    model: type[BaseModel] = RunSpec
+    parts = dotted.split(".")
+    for i, part in enumerate(parts):
+        field = model.model_fields.get(part)
+        if field is None:
+            hint = difflib.get_close_matches(dotted, _all_paths(RunSpec), n=1)
+            suggestion = f"; did you mean {hint[0]!r}?" if hint else ""
+            problems.append(_problem(doc, at, f"unknown run spec field {dotted!r}{suggestion}"))
+            return None
+        if i == len(parts) - 1:
+            return field.annotation
+        nested = _nested_model(field.annotation)
+        if nested is None:
+            prefix = ".".join(parts[: i + 1])
+            problems.append(_problem(doc, at, f"{prefix!r} is a value, not a section"))
+            return None
+        model = nested
+    return None
+
+
+def _nested_model(annotation: Any) -> type[BaseModel] | None:
+    for candidate in (annotation, *typing.get_args(annotation)):
+        if isinstance(candidate, type) and issubclass(candidate, BaseModel):
+            return candidate
+    return None
+
+
+def _all_paths(model: type[BaseModel], prefix: str = "") -> list[str]:
+    paths = []
+    for name, field in model.model_fields.items():
+        paths.append(prefix + name)
+        nested = _nested_model(field.annotation)
+        if nested is not None:
+            paths.extend(_all_paths(nested, f"{prefix}{name}."))
+    return paths
+
+
+def _numeric_kind(annotation: Any) -> Literal["int", "float"] | None:
+    args = typing.get_args(annotation)
+    is_union = typing.get_origin(annotation) in (typing.Union, types.UnionType)
+    kinds = {a for a in (args if is_union else (annotation,)) if a is not type(None)}
+    if kinds == {int}:
+        return "int"
+    if kinds and kinds <= {int, float}:
+        return "float"
+    return None
+
+
+def _load_base(
+    document: _StudyDocument,
+    settings: StudySettings,
+    doc: YamlDocument,
+    base_dir: Path,
+    problems: list[Problem],
+) -> dict[str, Any] | None:
+    if (settings.base is None) == (document.run is None):
+        problems.append(
+            _problem(
+                doc,
+                ("study", "base"),
+                "give exactly one of study.base (a run spec file) and a top-level run: mapping",
+            )
+        )
+        return None
+    if document.run is not None:
+        run = {"name": settings.name, **document.run}
+        if _collect(problems, lambda: validate_model(RunSpec, run, doc, prefix=("run",))):
+            return run
+        return None
+    path = base_dir / settings.base
+    try:
+        base_doc = read_yaml(path)
+        validate_model(RunSpec, base_doc.data, base_doc)
+    except SpecError as exc:
+        for problem in exc.problems:
+            problems.append(_problem(doc, ("study", "base"), f"{exc.source}: {problem}"))
+        return None
+    return base_doc.data
+
+
+def _validate_fixed(base_data: dict[str, Any], fixed: dict[str, Any], doc: YamlDocument) -> RunSpec:
+    try:
+        return validate_model(RunSpec, base_data, YamlDocument(base_data, {}, doc.source))
+    except SpecError as exc:
+        raise SpecError(
+            doc.source,
+            [
+                _problem(doc, ("fixed", p.path), p.message)
+                if p.path in fixed
+                else Problem(p.path, f"{p.message} (the base spec with the fixed values)")
+                for p in exc.problems
+            ],
+        ) from None
+
+
+def _check_dimension_values(
+    key: str,
+    dim: Choices | Range,
+    base_data: dict[str, Any],
+    doc: YamlDocument,
+    problems: list[Problem],
+) -> None:
+    if isinstance(dim, Choices):
+        candidates = [(("choices", i), value) for i, value in enumerate(dim.values)]
+    else:
+        candidates = [(("low",), dim.low), (("high",), dim.high)]
+    for where, value in candidates:
+        data = apply_overrides(base_data, {key: value})
+        try:
+            validate_model(RunSpec, data, YamlDocument(data, {}, doc.source))
+        except SpecError as exc:
+            for p in exc.problems:
+                problems.append(
+                    _problem(doc, ("space", key, *where), f"{value!r} makes an invalid run: {p}")
+                )
+
+
+def _check_study_rules(
+    settings: StudySettings,
+    space: SearchSpace,
+    base_spec: RunSpec | None,
+    doc: YamlDocument,
+    problems: list[Problem],
+) -> None:
+    if settings.sampler.type == "grid":
+        for dim in space.dims:
+            if isinstance(dim, Range) and dim.step is None:
+                problems.append(
+                    _problem(
+                        doc,
+                        ("space", dim.path),
+                        "the grid sampler needs choices or a range with a step",
+                    )
+                )
+        if settings.n_trials is not None and space.is_grid():
+            size = space.grid_size()
+            if settings.n_trials > size:
+                problems.append(
+                    _problem(
+                        doc,
+                        ("study", "n_trials"),
+                        f"the grid has {size} points, so at most {size} trials"
+                        f" but got {settings.n_trials}",
+                    )
+                )
+    elif settings.n_trials is None and settings.timeout is None:
+        problems.append(_problem(doc, ("study", "n_trials"), "set n_trials or timeout (or both)"))
+    if settings.replicates > 1 and space.get("seed") is not None:
+        problems.append(
+            _problem(doc, ("space", "seed"), "cannot be searched with study.replicates > 1")
+        )
+    if base_spec is not None and settings.pruner.type != "none":
+        epochs = _max_epochs(space, base_spec)
+        if settings.pruner.min_epochs >= epochs:
+            problems.append(
+                _problem(
+                    doc,
+                    ("study", "pruner", "min_epochs"),
+                    f"must be below the {epochs} epochs a trial trains (else nothing is pruned;"
+                    f" use pruner type none) but got {settings.pruner.min_epochs}",
+                )
+            )
+
+
+def _max_epochs(space: SearchSpace, base_spec: RunSpec) -> int:
+    dim = space.get("optim.epochs")
+    if isinstance(dim, Range):
+        return int(dim.high)
+    if isinstance(dim, Choices):
+        epochs = [v for v in dim.values if isinstance(v, int) and not isinstance(v, bool)]
+        if epochs:
+            return max(epochs)
+    return base_spec.optim.epochs

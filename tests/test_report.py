@@ -1,0 +1,509 @@
+"""Reports of real tiny studies on digits, checked against the Optuna studies they come from."""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import json
+import re
+import shutil
+import statistics
+import subprocess
+import time
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import optuna
+import pandas as pd
+import pytest
+import yaml
+from optuna.trial import TrialState
+from typer.testing import CliRunner
+
+from conftest import TINY_RUN
+from mixer_sweeps._cli import app
+from mixer_sweeps.report import (
+    load_results,
+    pareto_front,
+    parse_formats,
+    write_report,
+)
+from mixer_sweeps.study import count_trials, load_study_file, run_study
+
+runner = CliRunner()
+
+FIXED = {"optim.epochs": 4, "optim.warmup_epochs": 0, "optim.min_lr": 0.0}
+PNG = b"\x89PNG\r\n\x1a\n"
+
+# lr 1e6 makes the loss non-finite (FAIL); lr 1e-7 stays at chance and the median pruner stops it.
+GRID = {
+    "model.embed_dim": {"choices": [16, 24]},
+    "model.depth": {"choices": [1, 2]},
+    "optim.lr": {"choices": [3e-2, 1e-7, 1e6]},
+}
+SWITCHES = {
+    "augment.mixup_alpha": {"choices": [0.0, 0.2]},
+    "augment.label_smoothing": {"choices": [0.1, 0.0]},
+}
+
+
+def write_study(path: Path, name: str, space: dict[str, Any], **study: Any) -> Path:
+    document = {"study": {"name": name, **study}, "fixed": FIXED, "space": space, "run": TINY_RUN}
+    path.write_text(yaml.safe_dump(document, sort_keys=False), encoding="utf-8")
+    return path
+
+
+def run_tiny(tmp: Path, name: str, space: dict[str, Any], **study: Any) -> Path:
+    """Runs the study in ``tmp/results``; returns its results folder."""
+    path = write_study(tmp / f"{name}.yaml", name, space, **study)
+    run_study(load_study_file(path), results_dir=tmp / "results")
+    return tmp / "results" / name
+
+
+@pytest.fixture(scope="module")
+def grid(tmp_path_factory) -> Path:
+    study_dir = run_tiny(
+        tmp_path_factory.mktemp("grid"),
+        "grid",
+        GRID,
+        sampler={"type": "grid", "seed": 1},
+        pruner={"type": "median", "min_epochs": 2, "startup_trials": 2},
+    )
+    write_report(load_results(study_dir))
+    return study_dir
+
+
+@pytest.fixture(scope="module")
+def switches(tmp_path_factory) -> Path:
+    study_dir = run_tiny(
+        tmp_path_factory.mktemp("switches"),
+        "switches",
+        SWITCHES,
+        sampler={"type": "grid"},
+        pruner={"type": "none"},
+        replicates=2,
+    )
+    write_report(load_results(study_dir))
+    return study_dir
+
+
+@pytest.fixture(scope="module")
+def ranged(tmp_path_factory) -> Path:
+    return run_tiny(
+        tmp_path_factory.mktemp("ranged"),
+        "ranged",
+        {"optim.lr": {"low": 3e-3, "high": 3e-2, "log": True}},
+        n_trials=6,
+        sampler={"type": "random", "seed": 0},
+        pruner={"type": "none"},
+    )
+
+
+def stored_trials(study_dir: Path) -> list[optuna.trial.FrozenTrial]:
+    return load_results(study_dir).study.trials
+
+
+def markdown_table(text: str, title: str) -> list[list[str]]:
+    """The rows (header first) of the Markdown table under ``## title``."""
+    block = text.split(f"## {title}\n\n", 1)[1].split("\n\n", 1)[0].splitlines()
+    rows = [[cell.strip() for cell in line.strip("|").split("|")] for line in block]
+    return [rows[0], *rows[2:]]
+
+
+def as_number(cell: str) -> float | None:
+    return None if cell == "–" else float(cell)
+
+
+@pytest.mark.parametrize("path", list(GRID))
+def test_factor_table_has_a_row_per_value_with_the_means_of_complete_trials(grid, path) -> None:
+    trials = stored_trials(grid)
+    header, *rows = markdown_table(
+        (grid / "report" / "report.md").read_text(), f"Val accuracy by {path}"
+    )
+    assert header[0] == path
+    column = {name: i for i, name in enumerate(header)}
+    values = GRID[path]["choices"]
+    assert [float(row[0]) for row in rows] == values
+    for value, row in zip(values, rows, strict=True):
+        mine = [t for t in trials if t.params[path] == value]
+        complete = [t.value for t in mine if t.state == TrialState.COMPLETE]
+        mean = as_number(row[column["mean"]])
+        if complete:
+            assert mean == pytest.approx(statistics.fmean(complete), abs=5e-5)
+            assert as_number(row[column["best"]]) == pytest.approx(max(complete), abs=5e-5)
+        else:
+            assert mean is None
+        assert int(row[column["n"]]) == len(complete)
+        assert int(row[column["n pruned"]]) == sum(t.state == TrialState.PRUNED for t in mine)
+        assert int(row[column["n failed"]]) == sum(t.state == TrialState.FAIL for t in mine)
+
+
+def test_pruned_and_failed_trials_are_counted_not_averaged(grid) -> None:
+    counts = count_trials(stored_trials(grid))
+    assert counts.pruned >= 1 and counts.failed >= 1 and counts.complete >= 3
+    text = (grid / "report" / "report.md").read_text()
+    assert (
+        f"{counts.finished} trials finished: {counts.complete} complete, {counts.pruned} pruned,"
+        f" {counts.failed} failed"
+    ) in text
+    frame = pd.read_csv(grid / "report" / "trials.csv")
+    assert frame["state"].value_counts().to_dict() == {
+        state: n
+        for state, n in (
+            ("COMPLETE", counts.complete),
+            ("PRUNED", counts.pruned),
+            ("FAIL", counts.failed),
+        )
+    }
+
+
+def test_trials_csv_has_a_row_per_trial_with_its_attrs(grid) -> None:
+    trials = stored_trials(grid)
+    frame = pd.read_csv(grid / "report" / "trials.csv")
+    assert frame["number"].tolist() == [t.number for t in trials]
+    for trial, row in zip(trials, frame.itertuples(index=False), strict=True):
+        assert row.state == trial.state.name
+        assert [getattr(row, f"_{i}") for i in (2, 3, 4)] == [trial.params[p] for p in GRID]
+        if trial.state == TrialState.COMPLETE:
+            assert row.val_acc == pytest.approx(trial.value)
+            assert row.test_acc == pytest.approx(trial.user_attrs["test_accs"][0])
+            assert row.num_params == trial.user_attrs["num_params"]
+            assert row.epochs == FIXED["optim.epochs"]
+        if trial.state == TrialState.FAIL:
+            assert row.reason.startswith("NonFiniteLossError")
+
+
+def test_latex_tables_have_as_many_cells_as_their_column_spec(grid) -> None:
+    text = (grid / "report" / "report.tex").read_text()
+    tabulars = re.findall(r"\\begin\{tabular\}\{(\w+)\}\n(.*?)\\end\{tabular\}", text, re.S)
+    md = (grid / "report" / "report.md").read_text()
+    assert len(tabulars) == md.count("\n## ") - 2  # less "Plots" and the run spec
+    for spec, body in tabulars:
+        rows = [line for line in body.splitlines() if line.endswith("\\\\")]
+        assert len(rows) >= 3
+        for row in rows:
+            assert len(re.split(r"(?<!\\)&", row)) == len(spec), (spec, row)
+    assert r"\toprule" in text and r"model.embed\_dim" in text
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        "history.png",
+        "importances.png",
+        "pareto.png",
+        "heatmap-embed_dim-depth.png",
+        "learning_curves.png",
+    ],
+)
+def test_every_plot_is_a_png_linked_from_the_markdown(grid, name) -> None:
+    path = grid / "report" / name
+    assert path.stat().st_size > 1000 and path.read_bytes()[:8] == PNG
+    assert f"]({name})" in (grid / "report" / "report.md").read_text()
+
+
+def test_best_trial_spec_and_importances_are_reported(grid) -> None:
+    trials = stored_trials(grid)
+    best = max((t for t in trials if t.state == TrialState.COMPLETE), key=lambda t: t.value)
+    text = (grid / "report" / "report.md").read_text()
+    spec = yaml.safe_load(text.split("```yaml\n", 1)[1].split("```", 1)[0])
+    assert spec["name"] == f"grid-{best.number}"
+    assert spec["model"]["embed_dim"] == best.params["model.embed_dim"]
+    header, *rows = markdown_table(text, "Parameter importances")
+    assert header[0] == "parameter" and {row[0] for row in rows} == set(GRID)
+    assert sum(float(row[1]) for row in rows) == pytest.approx(1.0, abs=1e-3)
+
+
+def test_width_by_depth_pivot_holds_the_cell_means(grid) -> None:
+    trials = [t for t in stored_trials(grid) if t.state == TrialState.COMPLETE]
+    text = (grid / "report" / "report.md").read_text()
+    header, *rows = markdown_table(text, "model.embed_dim × model.depth")
+    assert header == ["model.embed_dim \\ model.depth", "1", "2"]
+    for row in rows:
+        for depth, cell in zip((1, 2), row[1:], strict=True):
+            cell_values = [
+                t.value
+                for t in trials
+                if t.params["model.embed_dim"] == int(row[0]) and t.params["model.depth"] == depth
+            ]
+            expected = statistics.fmean(cell_values) if cell_values else None
+            assert as_number(cell) == pytest.approx(expected, abs=5e-5)
+
+
+def test_components_turned_off_with_replicates(switches) -> None:
+    trials = stored_trials(switches)
+    assert all(t.state == TrialState.COMPLETE for t in trials) and len(trials) == 4
+    text = (switches / "report" / "report.md").read_text()
+    header, *rows = markdown_table(text, "Components turned off")
+    column = {name: i for i, name in enumerate(header)}
+    assert [row[0] for row in rows] == list(SWITCHES)
+    for path, row in zip(SWITCHES, rows, strict=True):
+        other = next(p for p in SWITCHES if p != path)
+        on = next(v for v in SWITCHES[path]["choices"] if v)
+        diffs = []
+        for trial in trials:
+            if trial.params[path] != on:
+                continue
+            twin = next(
+                t for t in trials if t.params[path] != on and t.params[other] == trial.params[other]
+            )
+            diffs += [
+                off - with_on
+                for off, with_on in zip(
+                    twin.user_attrs["best_val_accs"], trial.user_attrs["best_val_accs"], strict=True
+                )
+            ]
+        assert len(diffs) == 4 and int(row[column["pairs"]]) == 4
+        assert float(row[column["change when off"]]) == pytest.approx(
+            statistics.fmean(diffs), abs=5e-5
+        )
+        assert float(row[column["± 95% CI"]]) > 0
+    header, *rows = markdown_table(text, "augment.mixup_alpha × augment.label_smoothing")
+    assert all("±" in cell for row in rows for cell in row[1:])
+    factor, *rows = markdown_table(text, "Val accuracy by augment.mixup_alpha")
+    assert factor[1:3] == ["mean", "± 95% CI"]
+
+
+def test_a_log_range_is_grouped_in_quantile_bins(ranged) -> None:
+    trials = stored_trials(ranged)
+    write_report(load_results(ranged), formats=["md"])
+    text = (ranged / "report" / "report.md").read_text()
+    header, *rows = markdown_table(text, "Val accuracy by optim.lr")
+    assert len(rows) == 4 and all("–" in row[0] for row in rows)
+    assert sum(int(row[header.index("n")]) for row in rows) == len(trials)
+    lows = [float(row[0].split("–")[0]) for row in rows]
+    assert lows == sorted(lows) and lows[0] == pytest.approx(
+        min(t.params["optim.lr"] for t in trials), rel=1e-2
+    )
+
+
+@pytest.mark.parametrize(
+    ("formats", "files"),
+    [
+        (["md"], {"report.md", "history.png", "pareto.png", "learning_curves.png"}),
+        (["csv"], {"trials.csv"}),
+        (["latex"], {"report.tex"}),
+        (
+            ["html,csv"],
+            {"report.html", "trials.csv", "history.png", "pareto.png", "learning_curves.png"},
+        ),
+    ],
+    ids=["md", "csv", "latex", "html+csv"],
+)
+def test_report_command_writes_the_formats_asked_for(ranged, tmp_path, formats, files) -> None:
+    options = [item for f in formats for item in ("--format", f)]
+    result = runner.invoke(app, ["report", str(ranged), *options, "--out", str(tmp_path / "out")])
+    assert result.exit_code == 0, result.output
+    written = {p.name for p in (tmp_path / "out").iterdir()}
+    assert written == files | (
+        {"importances.png"} if "report.md" in files or "report.html" in files else set()
+    )
+    assert "Val accuracy by optim.lr" in result.output
+
+
+def test_report_command_finds_the_results_of_a_study_file(ranged) -> None:
+    study_file = ranged.parent.parent / "ranged.yaml"
+    results = ranged.parent
+    result = runner.invoke(app, ["report", str(study_file), "--results", str(results), "-f", "csv"])
+    assert result.exit_code == 0, result.output
+    assert (ranged / "report" / "trials.csv").is_file()
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["nowhere"], "neither a study file nor"),
+        (["--format", "pdf", "."], "unknown report format 'pdf'"),
+    ],
+)
+def test_report_command_rejects_bad_input(tmp_path, args, message) -> None:
+    result = runner.invoke(
+        app, ["report", *[str(tmp_path / a) if a == "nowhere" else a for a in args]]
+    )
+    assert result.exit_code == 2 and message in result.output
+
+
+def test_comparing_studies_side_by_side(grid, ranged, tmp_path) -> None:
+    out = tmp_path / "compare"
+    result = runner.invoke(app, ["report", str(grid), str(ranged), "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    table = pd.read_csv(out / "comparison.csv", index_col="study")
+    for study_dir in (grid, ranged):
+        trials = stored_trials(study_dir)
+        counts = count_trials(trials)
+        best = max((t for t in trials if t.state == TrialState.COMPLETE), key=lambda t: t.value)
+        row = table.loc[study_dir.name]
+        assert (row["trials"], row["complete"], row["pruned"], row["failed"]) == (
+            counts.finished,
+            counts.complete,
+            counts.pruned,
+            counts.failed,
+        )
+        assert row["best val acc"] == pytest.approx(best.value)
+        assert row["best trial"] == best.number
+    assert (out / "history.png").read_bytes()[:8] == PNG
+    assert {"report.md", "report.html", "report.tex"} <= {p.name for p in out.iterdir()}
+
+
+def test_sweeps_run_ends_with_the_report(tmp_path) -> None:
+    path = write_study(
+        tmp_path / "study.yaml",
+        "tiny",
+        {"optim.lr": {"choices": [3e-2, 1e-2]}},
+        sampler={"type": "grid"},
+    )
+    result = runner.invoke(app, ["run", str(path), "--results", str(tmp_path)])
+    assert result.exit_code == 0, result.output
+    report = tmp_path / "tiny" / "report"
+    assert {"report.md", "report.html", "report.tex", "trials.csv"} <= {
+        p.name for p in report.iterdir()
+    }
+    assert f"report in {report}/" in result.output
+
+
+@pytest.mark.parametrize(
+    ("given", "formats"),
+    [
+        (None, ("md", "csv", "latex", "html")),
+        (["all"], ("md", "csv", "latex", "html")),
+        (["html", "md"], ("md", "html")),
+        (["latex,CSV", "latex"], ("csv", "latex")),
+    ],
+)
+def test_parse_formats(given, formats) -> None:
+    assert parse_formats(given) == formats
+
+
+def test_pareto_front_keeps_the_trials_nothing_beats() -> None:
+    points = pd.DataFrame(
+        {
+            "number": [0, 1, 2, 3, 4],
+            "num_params": [100, 200, 200, 300, 50],
+            "val_acc": [0.5, 0.7, 0.6, 0.65, 0.5],
+        }
+    )
+    assert pareto_front(points)["number"].tolist() == [4, 1]
+
+
+def chromium() -> str | None:
+    return shutil.which("chromium") or shutil.which("chromium-browser")
+
+
+class DevTools:
+    """The Chrome DevTools protocol over one page's websocket."""
+
+    def __init__(self, url: str) -> None:
+        import websocket
+
+        self.socket = websocket.create_connection(url, timeout=30, suppress_origin=True)
+        self.last = 0
+
+    def call(self, method: str, **params: Any) -> dict[str, Any]:
+        self.last += 1
+        self.socket.send(json.dumps({"id": self.last, "method": method, "params": params}))
+        while True:
+            message = json.loads(self.socket.recv())
+            if message.get("id") == self.last:
+                assert "error" not in message, message
+                return message["result"]
+
+    def evaluate(self, expression: str) -> Any:
+        result = self.call("Runtime.evaluate", expression=expression, returnByValue=True)
+        return result["result"].get("value")
+
+
+@contextlib.contextmanager
+def headless_page(url: str, profile: Path) -> Iterator[DevTools]:
+    browser = chromium()
+    assert browser is not None
+    process = subprocess.Popen(
+        [
+            browser,
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-dev-shm-usage",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--disable-sync",
+            "--no-first-run",
+            f"--user-data-dir={profile}",
+            "--remote-debugging-port=0",
+            "--window-size=1280,1600",
+            "about:blank",
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        port_file = profile / "DevToolsActivePort"
+        deadline = time.monotonic() + 60
+        while not (port_file.is_file() and port_file.read_text().strip()):
+            assert process.poll() is None, f"chromium exited with {process.returncode}"
+            assert time.monotonic() < deadline, "chromium did not open its DevTools port"
+            time.sleep(0.1)
+        port = int(port_file.read_text().splitlines()[0])
+        no_proxy = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+        while True:
+            targets = json.loads(no_proxy.open(f"http://127.0.0.1:{port}/json/list").read())
+            pages = [t for t in targets if t["type"] == "page"]
+            if pages:
+                break
+            assert time.monotonic() < deadline, targets
+            time.sleep(0.1)
+        tools = DevTools(pages[0]["webSocketDebuggerUrl"])
+        try:
+            tools.call("Page.navigate", url=url)
+            yield tools
+        finally:
+            tools.socket.close()
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+def wait_for(tools: DevTools, expression: str, timeout: float = 30) -> None:
+    deadline = time.monotonic() + timeout
+    while tools.evaluate(expression) is not True:
+        assert time.monotonic() < deadline, f"timed out waiting for {expression}"
+        time.sleep(0.05)
+
+
+@pytest.mark.skipif(
+    chromium() is None,
+    reason="Debian's chromium is not installed (scripts/setup --dev installs it)",
+)
+def test_html_report_renders_its_tables_and_images_in_chromium(grid, tmp_path) -> None:
+    page = grid / "report" / "report.html"
+    moved = tmp_path / "elsewhere" / "report.html"
+    moved.parent.mkdir()
+    shutil.copy(page, moved)
+    md = (grid / "report" / "report.md").read_text()
+    with headless_page(moved.as_uri(), tmp_path / "profile") as tools:
+        wait_for(
+            tools,
+            f"location.href === {json.dumps(moved.as_uri())} && document.readyState === 'complete'"
+            " && [...document.images].every(i => i.complete)",
+        )
+        state = tools.evaluate(
+            """({
+              widths: [...document.images].map(i => i.naturalWidth),
+              tables: document.querySelectorAll("table.data").length,
+              cells: document.querySelectorAll("table.data td").length,
+              headings: [...document.querySelectorAll("h2")].map(h => h.textContent),
+            })"""
+        )
+        shot = tools.call("Page.captureScreenshot", format="png", captureBeyondViewport=True)
+    assert len(state["widths"]) == md.count("![") == 5
+    assert all(width > 0 for width in state["widths"]), state["widths"]
+    assert state["tables"] == md.count("\n## ") - 2 and state["cells"] > 20
+    assert "Val accuracy by model.embed_dim" in state["headings"]
+    screenshot = tmp_path / "report.png"
+    screenshot.write_bytes(base64.b64decode(shot["data"]))
+    assert screenshot.read_bytes()[:8] == PNG and screenshot.stat().st_size > 10_000

@@ -1,0 +1,507 @@
+"""W&B tracking without an API key or a network: offline runs read back with wandb's own reader.
+
+Every test runs with HOME in a temporary folder (no netrc, no wandb settings), no ``WANDB_*``
+variable, and pytest's stdin, which fails on any read; subprocesses get ``stdin=DEVNULL``.
+Runs are read back with ``wandb leet inspect --json``, never by parsing the .wandb format here.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+import warnings
+from pathlib import Path
+from typing import Any
+
+import optuna
+import pytest
+import yaml
+from typer.testing import CliRunner
+
+from conftest import REPO, TINY_RUN, tiny_spec
+from mixer_sweeps._cli import app
+from mixer_sweeps.tracking import (
+    TrackingWarning,
+    WandbTracker,
+    _wandb,
+    log_study,
+    make_trackers,
+    offline_runs,
+)
+from mixer_sweeps.training import Callback, Stop, Trainer
+
+FAKE_KEY = "k" * 40
+
+
+@pytest.fixture(autouse=True)
+def no_wandb_login(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    """A fresh wandb session that sees no credentials, before and after every test."""
+    import wandb
+
+    for name in list(os.environ):
+        if name.startswith("WANDB_") or name == "NETRC":
+            monkeypatch.delenv(name)
+    home = tmp_path / "home"
+    home.mkdir()
+    monkeypatch.setenv("HOME", str(home))
+    # wandb freezes its settings (base URL, keys) at first use in a process.
+    wandb.teardown()
+    _wandb._reset_state()
+    yield
+    wandb.teardown()
+    _wandb._reset_state()
+
+
+def _inspect(run_dir: Path, *, summary: bool = False) -> Any:
+    """``wandb leet inspect --json`` on a run folder: the run's records, or its summary."""
+    command = [sys.executable, "-m", "wandb", "leet", "inspect", "--json", str(run_dir)]
+    if summary:
+        command.insert(-1, "--summary")
+    env = {**os.environ, "WANDB_MODE": "offline"}  # no telemetry upload from the reader
+    out = subprocess.run(
+        command, capture_output=True, text=True, stdin=subprocess.DEVNULL, env=env, timeout=60
+    )
+    assert out.returncode == 0, out.stderr
+    if summary:
+        return json.loads(out.stdout)
+    return [json.loads(line) for line in out.stdout.splitlines() if line.strip()]
+
+
+def _history(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    return [r["history"]["item"] for r in records if r["type"] == "history"]
+
+
+def _run_record(records: list[dict[str, Any]]) -> dict[str, Any]:
+    return next(r["run"] for r in records if r["type"] == "run")
+
+
+def _csv_val_acc(run_dir: Path) -> list[float]:
+    with (run_dir / "history.csv").open() as f:
+        return [float(row["val_acc"]) for row in csv.DictReader(f)]
+
+
+def _only_offline_run(results: Path) -> Path:
+    runs = sorted((results / "wandb").glob("offline-run-*"))
+    assert len(runs) == 1, runs
+    return runs[0]
+
+
+def _closed_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class PruneAfter(Callback):
+    """What a study's pruner does: stop the run after an epoch with state ``pruned``."""
+
+    def __init__(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def on_epoch_end(self, trainer, record):
+        if record.epoch == self.epoch:
+            return Stop("pruned", f"pruned at epoch {record.epoch} by the test")
+        return None
+
+
+# ----------------------------------------------------------------------------- trial runs
+
+
+def test_trial_run_holds_history_config_summary_and_curves(digits, tmp_path: Path) -> None:
+    spec = tiny_spec(**{"tracking.wandb.mode": "auto", "tracking.wandb.tags": ["smoke"]})
+    results = tmp_path / "results" / "st"
+    params = {"optim.lr": 3e-3}
+    trackers = make_trackers(
+        spec, results_dir=results, study_name="st", trial_number=3, params=params
+    )
+    assert [type(t) for t in trackers] == [WandbTracker]
+    assert trackers[0].mode == "offline"  # auto without a key
+    run_dir = results / "trial-3"
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", TrackingWarning)
+        result = Trainer(spec, data=digits, run_dir=run_dir, trackers=trackers).fit()
+
+    wandb_run = _only_offline_run(results)
+    assert trackers[0].path == wandb_run
+    records = _inspect(wandb_run)
+    history = [row for row in _history(records) if "val/acc" in row]
+    assert [row["epoch"] for row in history] == [1, 2, 3]
+    assert [row["val/acc"] for row in history] == _csv_val_acc(run_dir)
+    assert {"train/loss", "train/acc", "val/loss", "lr", "epoch_seconds", "images_per_s"} <= set(
+        history[0]
+    )
+    run = _run_record(records)
+    assert (run["run_group"], run["job_type"], run["display_name"]) == ("st", "trial", "st-3")
+    assert run["run_id"].startswith("st-3-")
+
+    info = _inspect(wandb_run, summary=True)
+    resolved = spec.model_dump(mode="json")
+    assert {k: info["config"][k] for k in resolved} == resolved
+    assert info["config"]["trial"] == {"number": 3, "params": params}
+    assert info["config"]["study"] == "st"
+    assert info["tags"] == ["smoke"]
+    assert info["exit_code"] == 0
+    summary = info["summary"]
+    assert summary["state"] == "completed"
+    assert summary["reason"] == result.reason
+    assert summary["best_val_acc"] == result.best_val_acc
+    assert summary["test_acc"] == result.test_acc
+    assert summary["params"] == result.num_params
+    assert summary["epochs"] == 3
+    assert summary["curves"]["_type"] == "image-file"
+    assert (wandb_run / "files" / summary["curves"]["path"]).stat().st_size > 0
+
+
+def test_pruned_trial_says_pruned_and_retries_get_new_ids(digits, tmp_path: Path) -> None:
+    spec = tiny_spec(**{"tracking.wandb.mode": "offline"})
+    results = tmp_path / "st"
+    ids = []
+    for attempt in range(2):  # the same trial twice, as after a retry
+        trackers = make_trackers(spec, results_dir=results, study_name="st", trial_number=0)
+        Trainer(
+            spec,
+            data=digits,
+            run_dir=results / f"trial-0-{attempt}",
+            callbacks=[PruneAfter(2)],
+            trackers=trackers,
+        ).fit()
+        info = _inspect(trackers[0].path, summary=True)
+        assert info["summary"]["state"] == "pruned"
+        assert info["summary"]["reason"] == "pruned at epoch 2 by the test"
+        assert info["summary"]["epochs"] == 2
+        assert "test_acc" not in info["summary"]
+        ids.append(info["run_id"])
+    assert len(set(ids)) == 2
+    assert len(list((results / "wandb").glob("offline-run-*"))) == 2
+
+
+def test_failed_run_says_failed_with_the_reason(digits, tmp_path: Path) -> None:
+    from mixer_sweeps.training import NonFiniteLossError
+
+    spec = tiny_spec(
+        **{
+            "optim.lr": 1e30,
+            "optim.warmup_epochs": 0,
+            "optim.min_lr": 1.0,
+            "tracking.wandb.mode": "offline",
+        }
+    )
+    trackers = make_trackers(spec, results_dir=tmp_path, study_name="st", trial_number=7)
+    with pytest.raises(NonFiniteLossError):
+        Trainer(spec, data=digits, run_dir=tmp_path / "trial-7", trackers=trackers).fit()
+    info = _inspect(_only_offline_run(tmp_path), summary=True)
+    assert info["summary"]["state"] == "failed"
+    assert info["summary"]["reason"].startswith("NonFiniteLossError")
+    assert info["exit_code"] == 1
+
+
+def test_unreachable_server_warns_once_falls_back_offline_and_trains(
+    digits, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("WANDB_API_KEY", FAKE_KEY)
+    monkeypatch.setenv("WANDB_BASE_URL", f"http://127.0.0.1:{_closed_port()}")
+    monkeypatch.setenv("WANDB_INIT_TIMEOUT", "3")
+    spec = tiny_spec(**{"tracking.wandb.mode": "online"})
+    results = tmp_path / "st"
+    trackers = make_trackers(spec, results_dir=results, study_name="st", trial_number=0)
+    assert trackers[0].mode == "online"
+
+    started = time.monotonic()
+    with pytest.warns(TrackingWarning, match="could not start") as caught:
+        result = Trainer(spec, data=digits, run_dir=results / "trial-0", trackers=trackers).fit()
+    assert time.monotonic() - started < 60
+    assert len([w for w in caught if issubclass(w.category, TrackingWarning)]) == 1
+    assert result.state == "completed" and result.epochs_run == 3
+    assert json.loads((results / "trial-0" / "metrics.json").read_text())["epochs"] == 3
+    assert trackers[0].mode == "offline"
+    wandb_run = _only_offline_run(results)
+    history = [row for row in _history(_inspect(wandb_run)) if "val/acc" in row]
+    assert [row["val/acc"] for row in history] == _csv_val_acc(results / "trial-0")
+
+    # The next trial of the same process goes straight to offline, silently and quickly.
+    started = time.monotonic()
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", TrackingWarning)
+        trackers = make_trackers(spec, results_dir=results, study_name="st", trial_number=1)
+        assert trackers[0].mode == "offline"
+        Trainer(spec, data=digits, run_dir=results / "trial-1", trackers=trackers).fit()
+    assert time.monotonic() - started < 15
+
+
+def test_a_failing_wandb_call_never_stops_training(
+    digits, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import wandb
+
+    def broken_init(*args, **kwargs):
+        raise RuntimeError("wandb exploded")
+
+    monkeypatch.setattr(wandb, "init", broken_init)
+    spec = tiny_spec(**{"tracking.wandb.mode": "offline"})
+    trackers = make_trackers(spec, results_dir=tmp_path)
+    with pytest.warns(TrackingWarning, match="wandb exploded"):
+        result = Trainer(spec, data=digits, run_dir=tmp_path / "run", trackers=trackers).fit()
+    assert result.state == "completed"
+    assert trackers[0].mode == "disabled"
+
+
+def test_a_hanging_wandb_call_is_abandoned(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(_wandb, "LOG_LIMIT_S", 0.5)
+    spec = tiny_spec(**{"tracking.wandb.mode": "offline"})
+    tracker = _wandb.WandbTracker(
+        mode="offline",
+        results_dir=Path("unused"),
+        wandb_spec=spec.tracking.wandb,
+        group="g",
+        job_type="train",
+        name="hang",
+    )
+
+    class Hanging:
+        dir = "unused/files"
+
+        def log(self, row):
+            time.sleep(30)
+
+        def finish(self, exit_code=0):
+            time.sleep(30)
+
+    tracker._run.run = Hanging()
+    started = time.monotonic()
+    with pytest.warns(TrackingWarning, match="did not return within"):
+        tracker.log_epoch(_record(1))
+        tracker.log_epoch(_record(2))  # no second wait: the run was dropped
+        tracker.finish({}, state="completed", reason="test")
+    assert time.monotonic() - started < 5
+    # A wedged wandb is not tried again by later runs of the process.
+    assert make_trackers(spec, results_dir=tmp_path) == []
+
+
+def _record(epoch: int):
+    from mixer_sweeps.training import EpochRecord
+
+    return EpochRecord(epoch, 1.0, 0.5, 1.0, 0.5, 1e-3, 0.1, 1000.0)
+
+
+# --------------------------------------------------------------------------- mode decision
+
+
+def test_make_trackers_mode_table(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    def modes(mode: str) -> list[str]:
+        spec = tiny_spec(**{"tracking.wandb.mode": mode})
+        return [t.mode for t in make_trackers(spec, results_dir=tmp_path)]
+
+    assert modes("disabled") == []
+    assert modes("offline") == ["offline"]
+    assert modes("auto") == ["offline"]
+    with pytest.warns(TrackingWarning, match="no W&B API key"):
+        assert modes("online") == ["offline"]
+
+    monkeypatch.setenv("WANDB_MODE", "disabled")
+    assert modes("auto") == []
+    assert modes("offline") == ["offline"]  # an explicit spec mode wins
+    monkeypatch.delenv("WANDB_MODE")
+
+    monkeypatch.setenv("WANDB_API_KEY", FAKE_KEY)
+    assert modes("auto") == ["online"]
+    monkeypatch.delenv("WANDB_API_KEY")
+
+    netrc = Path(os.environ["HOME"]) / ".netrc"
+    netrc.write_text(f"machine api.wandb.ai\n  login user\n  password {FAKE_KEY}\n")
+    netrc.chmod(0o600)
+    assert modes("auto") == ["online"]
+
+
+def test_standalone_run_is_named_after_the_spec(tmp_path: Path) -> None:
+    spec = tiny_spec(**{"tracking.wandb.mode": "offline"})
+    (tracker,) = make_trackers(spec, results_dir=tmp_path)
+    assert tracker.name == "tiny-digits"
+    assert tracker._run.group == "tiny-digits" and tracker._run.job_type == "train"
+
+
+def test_importing_tracking_does_not_import_wandb() -> None:
+    code = "import sys, mixer_sweeps.tracking; sys.exit('wandb' in sys.modules)"
+    subprocess.run([sys.executable, "-c", code], check=True, stdin=subprocess.DEVNULL)
+
+
+# ------------------------------------------------------------------------------ study run
+
+
+def _small_study() -> optuna.Study:
+    study = optuna.create_study(direction="maximize", study_name="st")
+
+    def objective(trial: optuna.Trial) -> float:
+        lr = trial.suggest_float("optim.lr", 1e-4, 1e-2, log=True)
+        depth = trial.suggest_int("model.depth", 1, 3)
+        if trial.number == 2:
+            raise optuna.TrialPruned()
+        trial.set_user_attr("test_acc", 0.5 + 0.1 * depth)
+        return lr * depth
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    study.optimize(objective, n_trials=5)
+    return study
+
+
+def test_log_study_writes_a_table_of_all_trials(tmp_path: Path) -> None:
+    study = _small_study()
+    spec = tiny_spec(**{"tracking.wandb.mode": "offline"})
+    path = log_study(study, results_dir=tmp_path / "st", study_name="st", spec=spec)
+    assert path is not None and path == _only_offline_run(tmp_path / "st")
+
+    records = _inspect(path)
+    run = _run_record(records)
+    assert (run["run_group"], run["job_type"], run["display_name"]) == ("st", "study", "st-study")
+    info = _inspect(path, summary=True)
+    summary = info["summary"]
+    assert summary["n_trials"] == 5 and summary["n_pruned"] == 1 and summary["n_complete"] == 4
+    assert summary["best_trial"] == study.best_trial.number
+    assert summary["best_value"] == study.best_value
+    assert info["config"]["study"]["directions"] == ["maximize"]
+
+    table = json.loads((path / "files" / summary["trials"]["path"]).read_text())
+    rows = [dict(zip(table["columns"], row, strict=True)) for row in table["data"]]
+    assert [r["number"] for r in rows] == [t.number for t in study.trials]
+    for row, trial in zip(rows, study.trials, strict=True):
+        assert row["state"] == trial.state.name.lower()
+        assert row["value"] == trial.value
+        assert row["optim.lr"] == trial.params["optim.lr"]
+        assert row["model.depth"] == trial.params["model.depth"]
+        assert row["attr.test_acc"] == trial.user_attrs.get("test_acc")
+
+    per_trial = [row for row in _history(records) if "value" in row]
+    assert [row["trial"] for row in per_trial] == [0, 1, 3, 4]
+    assert per_trial[-1]["best_value"] == study.best_value
+
+
+def test_log_study_disabled_writes_nothing(tmp_path: Path) -> None:
+    spec = tiny_spec(**{"tracking.wandb.mode": "disabled"})
+    assert log_study(_small_study(), results_dir=tmp_path, study_name="st", spec=spec) is None
+    assert not (tmp_path / "wandb").exists()
+
+
+# ---------------------------------------------------------------------------- the commands
+
+runner = CliRunner()
+
+
+def test_sweeps_train_then_sync(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    spec_file = tmp_path / "tiny.yaml"
+    spec_file.write_text(yaml.safe_dump({**TINY_RUN, "tracking": {"wandb": {"mode": "auto"}}}))
+    result = runner.invoke(app, ["train", str(spec_file), "--epochs", "2"], input="")
+    assert result.exit_code == 0, result.output
+    results = Path("results") / "tiny-digits"
+    wandb_run = _only_offline_run(results)
+    assert f"W&B offline run in {wandb_run}/" in result.output
+    assert f"sweeps sync {results}" in result.output
+    info = _inspect(wandb_run, summary=True)
+    assert (info["name"], info["summary"]["state"]) == ("tiny-digits", "completed")
+    assert offline_runs(results) == ([wandb_run], 0)
+
+    dry = subprocess.run(
+        [sys.executable, "-m", "mixer_sweeps", "sync", str(results), "--dry-run"],
+        capture_output=True,
+        text=True,
+        stdin=subprocess.DEVNULL,
+        timeout=60,
+    )
+    assert dry.returncode == 0, dry.stderr
+    assert "would upload 1 offline run(s)" in dry.stdout
+    assert wandb_run.name in dry.stderr  # wandb's own listing
+
+    no_key = runner.invoke(app, ["sync", str(results)], input="")
+    assert no_key.exit_code == 2
+    assert "no W&B API key" in no_key.output
+
+    (tmp_path / "empty").mkdir()
+    nothing = runner.invoke(app, ["sync", str(tmp_path / "empty")], input="")
+    assert nothing.exit_code == 0
+    assert "nothing to sync" in nothing.output
+
+
+def test_sync_gives_up_on_an_unreachable_server(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    spec = tiny_spec(**{"tracking.wandb.mode": "offline"})
+    tracker = make_trackers(spec, results_dir=tmp_path)[0]
+    tracker.start(spec, run_dir=None, meta={})
+    tracker.finish({}, state="completed", reason="test")
+    env = {
+        **os.environ,
+        "WANDB_API_KEY": FAKE_KEY,
+        "WANDB_BASE_URL": f"http://127.0.0.1:{_closed_port()}",
+    }
+    started = time.monotonic()
+    out = subprocess.run(
+        [sys.executable, "-m", "mixer_sweeps", "sync", str(tmp_path), "--timeout", "3"],
+        capture_output=True,
+        text=True,
+        stdin=subprocess.DEVNULL,
+        env=env,
+        timeout=60,
+        cwd=REPO,
+    )
+    assert time.monotonic() - started < 30
+    assert out.returncode == 1
+    assert "gave up after 3 s" in out.stderr
+
+
+# ---------------------------------------------------------------------------- with a study
+
+
+def test_a_study_leaves_one_run_per_trial_and_a_study_run(tmp_path: Path) -> None:
+    from mixer_sweeps.study import load_study_file, run_study
+
+    base = {**TINY_RUN, "tracking": {"wandb": {"mode": "auto", "tags": ["study-test"]}}}
+    (tmp_path / "tiny.yaml").write_text(yaml.safe_dump(base))
+    study_yaml = tmp_path / "st.yaml"
+    study_yaml.write_text(
+        yaml.safe_dump(
+            {
+                "study": {
+                    "name": "st",
+                    "base": "tiny.yaml",
+                    "n_trials": 3,
+                    "sampler": {"type": "random", "seed": 0},
+                    "pruner": {"type": "none"},
+                },
+                "space": {"optim.lr": {"low": 1e-3, "high": 1e-2, "log": True}},
+            }
+        )
+    )
+    outcome = run_study(load_study_file(study_yaml), results_dir=tmp_path / "results")
+    study_dir = tmp_path / "results" / "st"
+    trials = {t.number: t for t in outcome.trials}
+    assert sorted(trials) == [0, 1, 2]
+
+    runs: dict[str, list[dict[str, Any]]] = {}
+    for run_dir in sorted((study_dir / "wandb").glob("offline-run-*")):
+        info = _inspect(run_dir, summary=True)
+        runs.setdefault(info["name"], []).append({"dir": run_dir, **info})
+    assert sorted(runs) == ["st-0", "st-1", "st-2", "st-study"]
+    assert all(len(found) == 1 for found in runs.values())
+
+    for number, trial in trials.items():
+        (info,) = runs[f"st-{number}"]
+        trial_dir = study_dir / trial.user_attrs["run_dir"]
+        history = [row for row in _history(_inspect(info["dir"])) if "val/acc" in row]
+        assert [row["val/acc"] for row in history] == _csv_val_acc(trial_dir)
+        resolved = yaml.safe_load((trial_dir / "spec.yaml").read_text())
+        assert {k: info["config"][k] for k in resolved} == resolved
+        assert info["config"]["trial"] == {"number": number, "params": trial.params}
+        assert info["config"]["optim"]["lr"] == trial.params["optim.lr"]
+        assert info["tags"] == ["study-test"]
+        assert info["summary"]["state"] == "completed"
+        assert info["summary"]["best_val_acc"] == trial.value
+
+    (study_run,) = runs["st-study"]
+    table_file = study_run["dir"] / "files" / study_run["summary"]["trials"]["path"]
+    table = json.loads(table_file.read_text())
+    rows = [dict(zip(table["columns"], row, strict=True)) for row in table["data"]]
+    assert [(r["number"], r["value"]) for r in rows] == [(n, t.value) for n, t in trials.items()]
