@@ -305,6 +305,16 @@ def test_unsupported_storage_exits_2(tmp_path: Path) -> None:
     assert "unsupported storage 'redis://host/0'" in result.output
 
 
+def test_unreachable_storage_exits_2_and_writes_nothing(tmp_path: Path) -> None:
+    study = write_study(tmp_path / "s.yaml")
+    url = "postgresql+psycopg2://sweeps:secret@127.0.0.1:1/sweeps"
+    results = tmp_path / "results"
+    result = runner.invoke(app, ["run", str(study), "--results", str(results), "--storage", url])
+    assert result.exit_code == 2, result.output
+    assert "127.0.0.1:1" in result.output and "secret" not in result.output
+    assert not results.exists()
+
+
 def test_worker_seeds_differ_between_workers_and_runs() -> None:
     assert worker_seed(7, trials_before=0, worker=0) == 7
     seeds = {worker_seed(7, trials_before=t, worker=w) for t in (0, 5) for w in (0, 1)}

@@ -141,13 +141,14 @@ def run_study(
     url = resolve_storage(storage, study_file.settings.storage)
     check_storage_url(url)
     study_dir = Path(results_dir) / study_file.name
-    study_dir.mkdir(parents=True, exist_ok=True)
     described = describe_storage(url, study_dir)
     shown = console is not None
     console = console or Console(quiet=True)
 
     with _optuna_quiet():
-        study = _open_study(study_file, open_storage(url, study_dir=study_dir), described)
+        backend = open_storage(url, study_dir=study_dir)
+        study_dir.mkdir(parents=True, exist_ok=True)
+        study = _open_study(study_file, backend, described)
     _write_study_file(study_file, study_dir)
     before = study.get_trials(deepcopy=False)
     counts = count_trials(before)

@@ -72,13 +72,17 @@ def open_storage(url: str | None, *, study_dir: Path) -> BaseStorage:
         engine_kwargs = {"connect_args": {"timeout": 60}}
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ExperimentalWarning)
-        return RDBStorage(
-            url,
-            engine_kwargs=engine_kwargs,
-            heartbeat_interval=HEARTBEAT_INTERVAL_S,
-            grace_period=HEARTBEAT_GRACE_S,
-            heartbeat_stale_trial_callback=requeue_trial,
-        )
+        try:
+            return RDBStorage(
+                url,
+                engine_kwargs=engine_kwargs,
+                heartbeat_interval=HEARTBEAT_INTERVAL_S,
+                grace_period=HEARTBEAT_GRACE_S,
+                heartbeat_stale_trial_callback=requeue_trial,
+            )
+        except Exception as exc:  # sqlalchemy and the DB drivers raise many kinds
+            reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            raise ValueError(f"cannot open storage {redact(url)}: {reason}") from None
 
 
 def describe_storage(url: str | None, study_dir: Path) -> str:
