@@ -282,7 +282,8 @@ class Trainer:
             raise NonFiniteLossError(
                 f"training loss became non-finite ({train_loss}) in epoch {self.epoch}"
             )
-        if not all(bool(p.isfinite().all()) for p in self.model.parameters()):
+        finite = torch.stack([p.isfinite().all() for p in self.model.parameters()]).all()
+        if not finite:  # one device sync per epoch, not one per parameter
             raise NonFiniteLossError(f"weights became non-finite in epoch {self.epoch}")
         val_loss, val_acc = self.evaluate(self.data.val)
         if val_acc > self.best_val_acc:
