@@ -1,5 +1,12 @@
 from __future__ import annotations
 
+import itertools
+import os
+import shutil
+import socket
+import subprocess
+import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -53,3 +60,96 @@ def digits():
     from mixer_sweeps.data import load_dataset
 
     return load_dataset("digits", val_size=287)
+
+
+def _pg_bin() -> Path | None:
+    """``$PG_BIN``, else the newest ``/usr/lib/postgresql/<major>/bin`` that has ``initdb``."""
+    if os.environ.get("PG_BIN"):
+        return Path(os.environ["PG_BIN"])
+    found = [p.parent for p in Path("/usr/lib/postgresql").glob("*/bin/initdb")]
+    return max(
+        found, key=lambda b: int(b.parent.name) if b.parent.name.isdigit() else -1, default=None
+    )
+
+
+PG_BIN = _pg_bin()
+_databases = itertools.count()
+
+
+def _as_postgres_user(args: list[str]) -> list[str]:
+    # initdb refuses to run as root; CI runs as root, so hand the cluster to the postgres user.
+    if os.geteuid() == 0:
+        return ["runuser", "-u", "postgres", "--", *args]
+    return args
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="session")
+def postgres_server() -> Iterator[str]:
+    """A throwaway PostgreSQL cluster on a loopback port: its URL without a database."""
+    if PG_BIN is None or not (PG_BIN / "initdb").exists():
+        pytest.skip(
+            "PostgreSQL server not installed: no initdb in $PG_BIN or /usr/lib/postgresql/*/bin."
+            " scripts/setup --dev installs it when run as root where apt-get works (Debian's"
+            " postgresql package); elsewhere install a PostgreSQL server and set PG_BIN to the"
+            " folder holding initdb and pg_ctl"
+        )
+    # pytest's temp folders are private to root; the server runs as postgres.
+    root = Path(tempfile.mkdtemp(prefix="sweeps-pg-"))
+    data = root / "data"
+    if os.geteuid() == 0:
+        shutil.chown(root, "postgres")
+    port = _free_port()
+    subprocess.run(
+        _as_postgres_user(
+            [str(PG_BIN / "initdb"), "-D", str(data), "-U", "postgres", "-A", "trust", "--no-sync"]
+        ),
+        check=True,
+        capture_output=True,
+    )
+    options = f"-h 127.0.0.1 -p {port} -k {root} -c fsync=off"
+    subprocess.run(
+        _as_postgres_user(
+            [
+                str(PG_BIN / "pg_ctl"),
+                "-D",
+                str(data),
+                "-o",
+                options,
+                "-w",
+                "-l",
+                str(root / "server.log"),
+                "start",
+            ]
+        ),
+        check=True,
+        capture_output=True,
+    )
+    try:
+        yield f"postgresql+psycopg2://postgres@127.0.0.1:{port}"
+    finally:
+        subprocess.run(
+            _as_postgres_user([str(PG_BIN / "pg_ctl"), "-D", str(data), "-m", "immediate", "stop"]),
+            capture_output=True,
+        )
+        shutil.rmtree(root, ignore_errors=True)
+
+
+@pytest.fixture
+def postgres_url(postgres_server: str) -> str:
+    """A fresh, empty database of the throwaway cluster, so tests never see each other's studies."""
+    import sqlalchemy
+
+    name = f"test_{next(_databases)}"
+    engine = sqlalchemy.create_engine(f"{postgres_server}/postgres", isolation_level="AUTOCOMMIT")
+    try:
+        with engine.connect() as connection:
+            connection.execute(sqlalchemy.text(f"CREATE DATABASE {name}"))
+    finally:
+        engine.dispose()
+    return f"{postgres_server}/{name}"
