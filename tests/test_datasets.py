@@ -187,11 +187,9 @@ def test_synthetic_shapes(synthetic: DatasetSplits) -> None:
     assert int(counts.min()) >= 480 and int(counts.max()) <= 520
 
 
-def test_synthetic_is_fast_and_deterministic(synthetic: DatasetSplits) -> None:
-    start = time.perf_counter()
+def test_synthetic_is_deterministic(synthetic: DatasetSplits) -> None:
+    # How fast it is (about a second on two cores) is measured in benchmarks/datasets.py.
     again = load_dataset("synthetic", val_size=5000, split_seed=0)
-    elapsed = time.perf_counter() - start
-    assert elapsed < 10  # ~1 s on two cores; loose bound for busy CI machines
     for a, b in ((synthetic.train, again.train), (synthetic.test, again.test)):
         assert torch.equal(a.images, b.images) and torch.equal(a.labels, b.labels)
 
@@ -270,7 +268,9 @@ def test_cifar_unreachable_download(tmp_path, monkeypatch) -> None:
     start = time.perf_counter()
     with pytest.raises(DatasetUnavailable) as err:
         load_dataset("cifar10", root=tmp_path, val_size=5000, download=True)
-    assert time.perf_counter() - start < 5
+    # Hang guard, not a speed goal: the closed port refuses at once and every socket call is
+    # bounded by DOWNLOAD_TIMEOUT_S (2 s here), so only a retry loop or a hang gets near 30 s.
+    assert time.perf_counter() - start < 30
     msg = str(err.value)
     assert "could not be downloaded" in msg and str(tmp_path) in msg and url in msg
     assert "cifar-10-python.tar.gz" in msg

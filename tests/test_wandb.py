@@ -214,7 +214,9 @@ def test_unreachable_server_warns_once_falls_back_offline_and_trains(
     started = time.monotonic()
     with pytest.warns(TrackingWarning, match="could not start") as caught:
         result = Trainer(spec, data=digits, run_dir=results / "trial-0", trackers=trackers).fit()
-    assert time.monotonic() - started < 60
+    # Hang guard, not a speed goal: about 10 s here (a 3 s init limit, then an offline run), so
+    # only a wandb call that outlived its limits gets near 120 s.
+    assert time.monotonic() - started < 120
     assert len([w for w in caught if issubclass(w.category, TrackingWarning)]) == 1
     assert result.state == "completed" and result.epochs_run == 3
     assert json.loads((results / "trial-0" / "metrics.json").read_text())["epochs"] == 3
@@ -223,14 +225,25 @@ def test_unreachable_server_warns_once_falls_back_offline_and_trains(
     history = [row for row in _history(_inspect(wandb_run)) if "val/acc" in row]
     assert [row["val/acc"] for row in history] == _csv_val_acc(results / "trial-0")
 
-    # The next trial of the same process goes straight to offline, silently and quickly.
-    started = time.monotonic()
+    # The next trial of the same process goes straight to offline, silently: it never tries the
+    # server again (what that saves in time is in benchmarks/offline_tracking.py).
+    import wandb
+
+    modes = []
+    real_init = wandb.init
+
+    def recording_init(*args, **kwargs):
+        modes.append(kwargs.get("mode"))
+        return real_init(*args, **kwargs)
+
+    monkeypatch.setattr(wandb, "init", recording_init)
     with warnings.catch_warnings():
         warnings.simplefilter("error", TrackingWarning)
         trackers = make_trackers(spec, results_dir=results, study_name="st", trial_number=1)
         assert trackers[0].mode == "offline"
         Trainer(spec, data=digits, run_dir=results / "trial-1", trackers=trackers).fit()
-    assert time.monotonic() - started < 15
+    assert modes == ["offline"]
+    assert trackers[0].mode == "offline" and trackers[0].path is not None
 
 
 def test_a_failing_wandb_call_never_stops_training(
@@ -437,17 +450,16 @@ def test_sync_gives_up_on_an_unreachable_server(
         "WANDB_API_KEY": FAKE_KEY,
         "WANDB_BASE_URL": f"http://127.0.0.1:{_closed_port()}",
     }
-    started = time.monotonic()
     out = subprocess.run(
         [sys.executable, "-m", "mixer_sweeps", "sync", str(tmp_path), "--timeout", "3"],
         capture_output=True,
         text=True,
         stdin=subprocess.DEVNULL,
         env=env,
-        timeout=60,
+        # Hang guard: a few seconds here; "gave up after 3 s" below is the check of --timeout.
+        timeout=120,
         cwd=REPO,
     )
-    assert time.monotonic() - started < 30
     assert out.returncode == 1
     assert "gave up after 3 s" in out.stderr
 
