@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import contextlib
 import json
+import math
 import re
 import shutil
 import statistics
@@ -25,6 +26,7 @@ from typer.testing import CliRunner
 from conftest import TINY_RUN
 from mixer_sweeps._cli import app
 from mixer_sweeps.report import (
+    ci95,
     load_results,
     pareto_front,
     parse_formats,
@@ -264,6 +266,46 @@ def test_components_turned_off_with_replicates(switches) -> None:
     assert all("±" in cell for row in rows for cell in row[1:])
     factor, *rows = markdown_table(text, "Val accuracy by augment.mixup_alpha")
     assert factor[1:3] == ["mean", "± 95% CI"]
+
+
+# Student's t quantiles t(0.975, dof) from a printed table, not from scipy.
+T_975 = {1: 12.706, 2: 4.303, 3: 3.182, 4: 2.776}
+
+
+@pytest.mark.parametrize(
+    ("values", "mixup_alpha"),
+    [
+        pytest.param([0.61, 0.64], None, id="n=2"),
+        pytest.param([0.52, 0.58, 0.55], None, id="n=3"),
+        pytest.param([0.31, 0.35, 0.29, 0.36], None, id="n=4"),
+        pytest.param([0.71, 0.69, 0.74, 0.70, 0.73], None, id="n=5"),
+        # The ± 95% CI column of a factor table with replicates: over the seed runs of the
+        # level's trials (2 trials x 2 seeds), as the table's note says.
+        pytest.param(None, 0.0, id="report mixup_alpha=0"),
+        pytest.param(None, 0.2, id="report mixup_alpha=0.2"),
+    ],
+)
+def test_ci95_matches_an_independent_student_t(request, values, mixup_alpha) -> None:
+    if values is None:
+        switches = request.getfixturevalue("switches")
+        values = [
+            acc
+            for t in stored_trials(switches)
+            if t.params["augment.mixup_alpha"] == mixup_alpha
+            for acc in t.user_attrs["best_val_accs"]
+        ]
+        text = (switches / "report" / "report.md").read_text()
+        header, *rows = markdown_table(text, "Val accuracy by augment.mixup_alpha")
+        row = next(row for row in rows if float(row[0]) == mixup_alpha)
+        # Rounded to 4 decimals in the table.
+        shown, tolerance = float(row[header.index("± 95% CI")]), 6e-5
+    else:
+        shown, tolerance = ci95(values), 0.0
+    n = len(values)
+    # Half-width: t(0.975, n - 1) times the sample standard deviation (n - 1 in the
+    # denominator) over the square root of n.
+    by_hand = T_975[n - 1] * statistics.stdev(values) / math.sqrt(n)
+    assert shown == pytest.approx(by_hand, rel=3e-4, abs=tolerance)
 
 
 def test_a_log_range_is_grouped_in_quantile_bins(ranged) -> None:

@@ -9,9 +9,11 @@ import pytest
 import torch
 
 from conftest import REPO, tiny_spec
+from mixer_sweeps.data import normalize
 from mixer_sweeps.spec import load_run_spec
 from mixer_sweeps.tracking import MemoryTracker
 from mixer_sweeps.training import (
+    BEST_WEIGHTS_FILE,
     HISTORY_COLUMNS,
     Callback,
     NonFiniteLossError,
@@ -66,14 +68,89 @@ def test_without_patience_all_epochs_run(digits) -> None:
     assert Trainer(spec, data=digits).fit().epochs_run == 4
 
 
-def test_test_accuracy_uses_the_best_validation_weights(digits) -> None:
-    trainer = Trainer(tiny_spec(**{"optim.epochs": 4}), data=digits)
+class _ScriptedVal(Trainer):
+    """A real trainer whose validation accuracy follows a script, one value per epoch.
+
+    Training, the test split and the validation loss stay real; only the number that the
+    best-epoch bookkeeping reads is chosen by the test.
+    """
+
+    def __init__(self, spec, val_accs: list[float], **kwargs) -> None:
+        super().__init__(spec, **kwargs)
+        self.val_accs = list(val_accs)
+
+    def evaluate(self, split) -> tuple[float, float]:
+        loss, acc = super().evaluate(split)
+        if split is self.data.val:
+            return loss, self.val_accs[self.epoch - 1]
+        return loss, acc
+
+
+class _WeightsAtEpochEnd(Callback):
+    def __init__(self) -> None:
+        self.weights: dict[int, dict[str, torch.Tensor]] = {}
+
+    def on_epoch_end(self, trainer, record):
+        self.weights[record.epoch] = {
+            k: v.detach().clone() for k, v in trainer.model.state_dict().items()
+        }
+        return None
+
+    def epochs_with(self, weights: dict[str, torch.Tensor]) -> list[int]:
+        """The epochs whose end-of-epoch weights are exactly ``weights``."""
+        return [
+            epoch
+            for epoch, seen in self.weights.items()
+            if seen.keys() == weights.keys() and all(torch.equal(seen[k], weights[k]) for k in seen)
+        ]
+
+
+def _test_accuracy(spec, digits, weights: dict[str, torch.Tensor]) -> float:
+    """Accuracy of ``weights`` on the test split, computed here rather than by the trainer."""
+    model = Trainer(spec, data=digits).model
+    model.load_state_dict(weights)
+    model.eval()
+    test, info = digits.test, digits.info
+    with torch.no_grad():
+        logits = model(normalize(test.images, info.mean, info.std))
+    return (logits.argmax(-1) == test.labels).sum().item() / len(test)
+
+
+def test_patience_counts_from_the_last_best(digits) -> None:
+    # Patience 2 over val accs 0.2 0.5 0.4 0.6 0.55 0.5 0.7 0.8: new bests at epochs 1, 2 and
+    # 4; epochs 5 and 6 do not improve on epoch 4, so the run stops after epoch 6 and never
+    # sees 0.7. A counter that is not reset at epoch 4 would already reach 2 at epoch 5.
+    spec = tiny_spec(**{"optim.epochs": 8, "optim.early_stopping_patience": 2})
+    val_accs = [0.2, 0.5, 0.4, 0.6, 0.55, 0.5, 0.7, 0.8]
+    result = _ScriptedVal(spec, val_accs, data=digits).fit()
+    assert [r.val_acc for r in result.history] == val_accs[:6]
+    assert (result.epochs_run, result.best_epoch, result.best_val_acc) == (6, 4, 0.6)
+    assert result.state == "completed"
+    assert result.reason == "early stopping: no val_acc improvement for 2 epochs after epoch 4"
+
+
+def test_test_number_uses_the_best_validation_weights(digits, tmp_path: Path) -> None:
+    # Val acc peaks at epoch 2 and the run goes on for two more epochs, so the best weights
+    # and the last weights are different tensors.
+    spec = tiny_spec(**{"optim.epochs": 4})
+    captured = _WeightsAtEpochEnd()
+    trainer = _ScriptedVal(
+        spec, [0.3, 0.6, 0.4, 0.5], data=digits, callbacks=[captured], run_dir=tmp_path
+    )
     result = trainer.fit()
-    assert trainer.best_state is not None
-    for name, value in trainer.model.state_dict().items():
-        assert torch.equal(value, trainer.best_state[name])
-    assert result.test_acc == trainer.evaluate(trainer.data.test)[1]
-    assert result.best_val_acc == max(r.val_acc for r in result.history)
+    assert result.best_epoch == 2 and result.epochs_run == 4
+    assert captured.epochs_with(captured.weights[2]) == [2], "the weights must move every epoch"
+
+    assert captured.epochs_with(trainer.model.state_dict()) == [2]
+    saved = torch.load(tmp_path / BEST_WEIGHTS_FILE, map_location="cpu", weights_only=True)
+    assert captured.epochs_with(saved) == [2]
+
+    best_acc = _test_accuracy(spec, digits, captured.weights[2])
+    last_acc = _test_accuracy(spec, digits, captured.weights[4])
+    assert best_acc != last_acc, "the test split must tell the two epochs apart"
+    assert result.test_acc == best_acc
+    metrics = json.loads((tmp_path / "metrics.json").read_text())
+    assert metrics["test_acc"] == best_acc and metrics["best_epoch"] == 2
 
 
 class _StopAfter(Callback):
