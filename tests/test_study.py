@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import json
 import os
 import signal
 import subprocess
 import sys
+import threading
 import time
+from collections.abc import Iterator
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +30,8 @@ from mixer_sweeps.study import (
     WorkerLock,
     count_trials,
     load_study_file,
+    make_pruner,
+    make_sampler,
     open_storage,
     run_study,
 )
@@ -294,43 +300,313 @@ def _has_trained_an_epoch(study_dir: Path) -> bool:
     return any(t.intermediate_values for t in trials)
 
 
+# Integer ranges only, so that every sampler (grid and CMA-ES included) can take the space.
+MAPPED_SPACE = {
+    "model.depth": {"low": 1, "high": 3, "step": 1},
+    "model.token_mlp_dim": {"low": 4, "high": 16, "step": 4},
+    "optim.epochs": {"low": 6, "high": 9, "step": 3},
+}
+MAPPED_GRID = {
+    "model.depth": [1, 2, 3],
+    "model.token_mlp_dim": [4, 8, 12, 16],
+    "optim.epochs": [6, 9],
+}
+STUDY_SEED, WORKER_SEED = 5, 99
+
+
+def _plain_settings(algorithm: object) -> dict[str, Any]:
+    """The settings an Optuna sampler or pruner keeps as plain values (seeds live in RNGs)."""
+    kinds = (int, float, str, bool, type(None))
+    return {k: v for k, v in vars(algorithm).items() if isinstance(v, kinds)}
+
+
+def _draws(sampler: optuna.samplers.BaseSampler, space) -> list[dict[str, Any]]:
+    """The params ``sampler`` proposes over 12 trials of a deterministic objective."""
+    study = optuna.create_study(direction="maximize", sampler=sampler)
+    study.optimize(lambda t: float(sum(space.suggest(t).values())), n_trials=12)
+    return [t.params for t in study.trials]
+
+
+@pytest.mark.parametrize(
+    ("section", "settings", "expected", "arguments"),
+    [
+        ("sampler", {"type": "tpe"}, "TPESampler", {"seed": WORKER_SEED, "n_startup_trials": 10}),
+        (
+            "sampler",
+            {"type": "tpe", "startup_trials": 3},
+            "TPESampler",
+            {"seed": WORKER_SEED, "n_startup_trials": 3},
+        ),
+        ("sampler", {"type": "random"}, "RandomSampler", {"seed": WORKER_SEED}),
+        # Every worker walks the grid and the Sobol sequence of the study's own seed.
+        (
+            "sampler",
+            {"type": "grid"},
+            "GridSampler",
+            {"search_space": MAPPED_GRID, "seed": STUDY_SEED},
+        ),
+        (
+            "sampler",
+            {"type": "cmaes"},
+            "CmaEsSampler",
+            {"seed": WORKER_SEED, "n_startup_trials": 1, "warn_independent_sampling": False},
+        ),
+        (
+            "sampler",
+            {"type": "cmaes", "startup_trials": 4},
+            "CmaEsSampler",
+            {"seed": WORKER_SEED, "n_startup_trials": 4, "warn_independent_sampling": False},
+        ),
+        (
+            "sampler",
+            {"type": "qmc"},
+            "QMCSampler",
+            {"seed": STUDY_SEED, "warn_independent_sampling": False},
+        ),
+        (
+            "pruner",
+            {"type": "median"},
+            "MedianPruner",
+            {"n_startup_trials": 5, "n_warmup_steps": 1},
+        ),
+        (
+            "pruner",
+            {"type": "median", "min_epochs": 3, "startup_trials": 2},
+            "MedianPruner",
+            {"n_startup_trials": 2, "n_warmup_steps": 3},
+        ),
+        # max_resource: the most epochs a trial of the space trains.
+        (
+            "pruner",
+            {"type": "hyperband"},
+            "HyperbandPruner",
+            {"min_resource": 1, "max_resource": 9, "reduction_factor": 3},
+        ),
+        (
+            "pruner",
+            {"type": "hyperband", "min_epochs": 2, "reduction_factor": 2},
+            "HyperbandPruner",
+            {"min_resource": 2, "max_resource": 9, "reduction_factor": 2},
+        ),
+        (
+            "pruner",
+            {"type": "successive_halving", "min_epochs": 3, "reduction_factor": 4},
+            "SuccessiveHalvingPruner",
+            {"min_resource": 3, "reduction_factor": 4},
+        ),
+        ("pruner", {"type": "none"}, "NopPruner", {}),
+    ],
+    ids=[
+        "tpe",
+        "tpe-startup",
+        "random",
+        "grid",
+        "cmaes",
+        "cmaes-startup",
+        "qmc",
+        "median",
+        "median-settings",
+        "hyperband",
+        "hyperband-settings",
+        "successive_halving",
+        "none",
+    ],
+)
+@pytest.mark.filterwarnings("ignore::optuna.exceptions.ExperimentalWarning")  # QMCSampler
+def test_study_settings_map_to_optuna_classes(
+    tmp_path: Path, section: str, settings: dict[str, Any], expected: str, arguments
+) -> None:
+    # The reference is Optuna's class built here with the arguments the settings promise.
+    if section == "sampler":
+        settings = {**settings, "seed": STUDY_SEED}
+    study_file = make_study(tmp_path, MAPPED_SPACE, n_trials=4, **{section: settings})
+    if section == "sampler":
+        made = make_sampler(study_file.settings.sampler, study_file.space, seed=WORKER_SEED)
+        reference = getattr(optuna.samplers, expected)(**arguments)
+    else:
+        made = make_pruner(study_file.settings.pruner, max_epochs=study_file.max_epochs)
+        reference = getattr(optuna.pruners, expected)(**arguments)
+    assert type(made) is type(reference)
+    assert _plain_settings(made) == _plain_settings(reference)
+    if section == "sampler":
+        assert _draws(made, study_file.space) == _draws(reference, study_file.space)
+
+
+PRUNER_CLASSES = {
+    "median": "MedianPruner",
+    "hyperband": "HyperbandPruner",
+    "successive_halving": "SuccessiveHalvingPruner",
+    "none": "NopPruner",
+}
+
+
 @pytest.mark.parametrize(
     ("sampler", "pruner"),
     [
-        ("tpe", "hyperband"),
-        ("random", "successive_halving"),
-        ("cmaes", "median"),
-        ("qmc", "none"),
+        ({"type": "tpe", "startup_trials": 1}, {"type": "successive_halving"}),
+        ({"type": "random"}, {"type": "hyperband"}),
+        ({"type": "cmaes"}, {"type": "median", "startup_trials": 1}),
+        ({"type": "qmc"}, {"type": "none"}),
     ],
+    ids=["tpe-successive_halving", "random-hyperband", "cmaes-median", "qmc-none"],
 )
-def test_every_sampler_and_pruner_runs(tmp_path: Path, sampler: str, pruner: str) -> None:
+def test_every_sampler_and_pruner_runs(tmp_path: Path, sampler, pruner) -> None:
     space = {
         "optim.lr": {"low": 3e-3, "high": 3e-2, "log": True},
         "model.token_mlp_dim": {"low": 4, "high": 8, "step": 4},
         "augment.randaugment": {"choices": [None, {"num_ops": 1}]},
     }
     study_file = make_study(
-        tmp_path,
-        space,
-        n_trials=3,
-        sampler={"type": sampler},
-        pruner={"type": pruner, "min_epochs": 1},
+        tmp_path, space, n_trials=3, sampler=sampler, pruner={**pruner, "min_epochs": 1}
     )
     run = run_study(study_file, results_dir=tmp_path)
     assert run.counts.finished == 3 and run.counts.failed == 0
-    pruner_class = type(run.study.pruner).__name__
-    assert all(t.params["model.token_mlp_dim"] in (4, 8) for t in run.trials), pruner_class
+    assert all(t.params["model.token_mlp_dim"] in (4, 8) for t in run.trials)
     assert {t.params["augment.randaugment"] for t in run.trials} <= {None, "{num_ops: 1}"}
 
+    # The worker opens the study with its own sampler and pruner, which leave their marks in
+    # the stored trials; the run's own study object has neither.
+    keys = [set(t.system_attrs) for t in run.trials]
+    storage = open_storage(None, study_dir=tmp_path / "tiny")
+    study_attrs = storage.get_study_system_attrs(storage.get_study_id_from_name("tiny"))
+    qmc_draws = [v for k, v in study_attrs.items() if k.startswith("qmc:")]
+    kind = sampler["type"]
+    # After their startup trial, TPE and CMA-ES propose whole configurations and store them.
+    assert ["tpe:relative_params:0" in k for k in keys] == [False, kind == "tpe", kind == "tpe"]
+    assert ["cma:generation" in k for k in keys] == [False, kind == "cmaes", kind == "cmaes"]
+    # QMC counts its Sobol points in the study (trial 0 is drawn independently).
+    assert qmc_draws == ([1] if kind == "qmc" else [])
+    if kind == "random":
+        replay = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=0))
+        draws = [study_file.space.suggest(replay.ask()) for _ in range(3)]
+        assert [t.params for t in run.trials] == draws
 
-def test_timeout_stops_starting_new_trials(tmp_path: Path) -> None:
+    halving = pruner["type"] in ("hyperband", "successive_halving")
+    assert ["completed_rung_0" in k for k in keys] == [halving] * 3
+    pruned = [t for t in run.trials if t.state == TrialState.PRUNED]
+    for trial in pruned:
+        assert trial.user_attrs["reason"].startswith(f"pruned by {PRUNER_CLASSES[pruner['type']]} ")
+    if pruner["type"] == "median":
+        # These seeded curves put trials 1 and 2 below trial 0's median; MedianPruner alone
+        # leaves no mark on the trials it lets go on.
+        assert [t.number for t in pruned] == [1, 2]
+
+
+@contextlib.contextmanager
+def _ctrl_c_after(seconds: float) -> Iterator[None]:
+    """Hang guard: a Ctrl-C to this process after ``seconds``, which run_study handles by
+    stopping cleanly and reporting the run as interrupted. One landing outside run_study is
+    dropped rather than ending the test session."""
+    previous = signal.signal(signal.SIGINT, lambda signum, frame: None)
+    timer = threading.Timer(seconds, os.kill, (os.getpid(), signal.SIGINT))
+    timer.start()
+    try:
+        yield
+    finally:
+        timer.cancel()
+        signal.signal(signal.SIGINT, previous)
+
+
+def test_timeout_starts_no_trial_after_the_deadline(tmp_path: Path) -> None:
+    # No n_trials: only the timeout ends this study, so a timeout that is ignored runs trials
+    # until the guard's Ctrl-C, many seconds after the deadline.
+    timeout = 2.0
     study_file = make_study(
-        tmp_path, {"optim.lr": {"low": 3e-3, "high": 3e-2}}, timeout=0.5, sampler={"type": "random"}
+        tmp_path,
+        {"optim.lr": {"low": 3e-3, "high": 3e-2}},
+        timeout=timeout,
+        sampler={"type": "random"},
+        pruner={"type": "none"},
     )
     assert study_file.n_trials is None
+    started = datetime.now()
+    with _ctrl_c_after(timeout + 10):
+        run = run_study(study_file, results_dir=tmp_path)
+    deadline = started + timedelta(seconds=timeout)
+    assert not run.interrupted, "the timeout never stopped the study"
+    assert run.counts.finished == len(run.trials) >= 1 and run.counts.running == 0
+    # Claiming a trial after the deadline check takes a moment; a second is plenty.
+    late = [t.number for t in run.trials if t.datetime_start > deadline + timedelta(seconds=1)]
+    assert late == []
+    # And trials keep starting until the deadline: the last one ends after it.
+    assert run.trials[-1].datetime_complete >= deadline
+
+
+def test_cli_n_trials_option_sets_the_budget(tmp_path: Path) -> None:
+    path = write_study(
+        tmp_path / "study.yaml",
+        {"optim.lr": {"low": 3e-3, "high": 3e-2, "log": True}},
+        n_trials=5,
+        sampler={"type": "random"},
+        pruner={"type": "none"},
+    )
+    command = ["run", str(path), "--results", str(tmp_path)]
+    for bad in ("0", "-1", "two"):
+        result = runner.invoke(app, [*command, "--n-trials", bad])
+        assert result.exit_code == 2 and "--n-trials" in result.output, (bad, result.output)
+    assert not (tmp_path / "tiny").exists()
+
+    # The option replaces study.n_trials (5), and like it counts trials across runs.
+    for n_trials in (2, 3):
+        result = runner.invoke(app, [*command, "--n-trials", str(n_trials)])
+        assert result.exit_code == 0, result.output
+        assert f"study tiny: {n_trials} trials," in result.output
+        storage = open_storage(None, study_dir=tmp_path / "tiny")
+        trials = optuna.load_study(study_name="tiny", storage=storage).trials
+        assert [t.number for t in trials] == list(range(n_trials))
+        assert all(t.state == TrialState.COMPLETE for t in trials)
+
+
+def test_cli_workers_option_runs_worker_processes(tmp_path: Path) -> None:
+    path = write_study(
+        tmp_path / "study.yaml",
+        {"optim.lr": {"choices": [3e-2, 2e-2, 1e-2, 5e-3]}},
+        sampler={"type": "grid"},
+        pruner={"type": "none"},
+    )
+    command = ["run", str(path), "--results", str(tmp_path)]
+    for bad in ("0", "-2", "two"):
+        result = runner.invoke(app, [*command, "--workers", bad])
+        assert result.exit_code == 2 and "--workers" in result.output, (bad, result.output)
+    assert not (tmp_path / "tiny").exists()
+
+    result = runner.invoke(app, [*command, "--workers", "2"])
+    assert result.exit_code == 0, result.output
+    assert "2 workers" in result.output
+    storage = open_storage(None, study_dir=tmp_path / "tiny")
+    trials = optuna.load_study(study_name="tiny", storage=storage).trials
+    assert sorted(t.params["optim.lr"] for t in trials) == [5e-3, 1e-2, 2e-2, 3e-2]
+    assert all(t.state == TrialState.COMPLETE for t in trials)
+    # Both workers are processes of their own, not this one.
+    pids = {t.user_attrs["worker"]["pid"] for t in trials}
+    assert len(pids) == 2 and os.getpid() not in pids
+
+
+def test_a_combination_that_only_fails_together_fails_its_trial_with_the_reason(
+    tmp_path: Path,
+) -> None:
+    # Each value is valid with the base spec (4 epochs, no warm-up), which is all the study file
+    # can check; only 3 warm-up epochs in a 2-epoch run breaks optim's cross-field rule.
+    study_file = make_study(
+        tmp_path,
+        {"optim.epochs": {"choices": [2, 4]}, "optim.warmup_epochs": {"choices": [0, 3]}},
+        sampler={"type": "grid"},
+        pruner={"type": "none"},
+    )
     run = run_study(study_file, results_dir=tmp_path)
-    assert run.counts.finished >= 1 and run.counts.running == 0
-    assert run.seconds < 30
+    assert not run.errors and run.fatal is None and not run.interrupted
+    assert run.counts.finished == 4 == len(run.trials)
+    failed = [t for t in run.trials if t.state == TrialState.FAIL]
+    assert [t.params for t in failed] == [{"optim.epochs": 2, "optim.warmup_epochs": 3}]
+    reason = failed[0].user_attrs["reason"]
+    assert reason.startswith("invalid run spec: optim.warmup_epochs: cannot exceed optim.epochs=2")
+    assert not (tmp_path / "tiny" / "trials" / str(failed[0].number) / "history.csv").exists()
+    complete = sorted(
+        (t.params["optim.epochs"], t.params["optim.warmup_epochs"], t.user_attrs["epochs"])
+        for t in run.trials
+        if t.state == TrialState.COMPLETE
+    )
+    assert complete == [(2, 0, [2]), (4, 0, [4]), (4, 3, [4])]
 
 
 @pytest.mark.parametrize("skip", [True, False], ids=["skipped", "retrained"])
