@@ -35,7 +35,7 @@ RETRY_OF_ATTR = "retry_of"
 FIRST_ATTEMPT_ATTR = "first_attempt"
 WORKERS_DIR = "workers"
 MAX_RETRIES = 3
-"""A configuration that takes its worker down this many times counts as failed."""
+"""A configuration whose worker died is queued again this many times, then counts as failed."""
 
 
 class WorkerLock:

@@ -47,6 +47,7 @@ from mixer_sweeps.study._objective import (
     DataCache,
     Interrupt,
     Objective,
+    TrialAbandoned,
 )
 from mixer_sweeps.study._recovery import (
     TrialCounts,
@@ -67,6 +68,11 @@ CLAIM_FILE = "claim.lock"
 STUDY_FILE = "study.yaml"
 FINGERPRINT_ATTR = "fingerprint"
 POLL_INTERVAL_S = 0.5
+# Test-only: seconds a worker waits between counting the trials and claiming one (widens the race
+# the claim lock closes), and lingers over a trial it abandons on Ctrl-C before recording it (so
+# a second Ctrl-C lands while workers clean up).
+CLAIM_DELAY_ENV = "SWEEPS_TEST_CLAIM_DELAY_S"
+ABANDON_DELAY_ENV = "SWEEPS_TEST_ABANDON_DELAY_S"
 
 
 class StudyMismatchError(ValueError):
@@ -340,6 +346,8 @@ def _work(
         pruner=make_pruner(study_file.settings.pruner, max_epochs=study_file.max_epochs),
     )
     claim = _ClaimLock(config.study_dir / CLAIM_FILE)
+    claim_delay = float(os.environ.get(CLAIM_DELAY_ENV) or 0)
+    abandon_delay = float(os.environ.get(ABANDON_DELAY_ENV) or 0)
     try:
         with WorkerLock(config.study_dir) as worker:
             objective = Objective(
@@ -351,17 +359,30 @@ def _work(
                 on_suggested=claim.release,
                 callbacks=callbacks,
             )
+
+            def run_trial(trial: optuna.Trial) -> float:
+                try:
+                    return objective(trial)
+                except TrialAbandoned:
+                    if interrupt.requested:
+                        time.sleep(abandon_delay)
+                    raise
+
             while not (interrupt.requested or objective.fatal or (stop and stop.is_set())):
                 if config.deadline is not None and time.time() >= config.deadline:
                     break
                 with claim:
                     recover_abandoned_trials(study, storage, config.study_dir)
+                    # Optuna fails heartbeat-stale trials only when asked for a new one; counted
+                    # as running, they would stop a study that has no other trial left to run.
+                    optuna.storages.fail_stale_trials(study)
                     if config.n_trials is not None:
                         counts = count_trials(study.get_trials(deepcopy=False))
                         if counts.finished + counts.running >= config.n_trials:
                             break
+                    time.sleep(claim_delay)
                     study.optimize(
-                        objective, n_trials=1, catch=(Exception,), callbacks=[_requeue_abandoned]
+                        run_trial, n_trials=1, catch=(Exception,), callbacks=[_requeue_abandoned]
                     )
                 after_trial()
     finally:
@@ -445,7 +466,8 @@ def _run_processes(
             alive = [p for p in processes if p.is_alive()]
             if presses > handled:
                 stop.set()
-                if handled == 0:
+                # Presses are counted, not handled, between polls: two of them kill at once.
+                if presses == 1:
                     monitor.note = "stopping: abandoning running trials (Ctrl-C again to kill)"
                     for process in alive:
                         os.kill(process.pid, signal.SIGINT)

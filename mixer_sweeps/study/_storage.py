@@ -5,6 +5,11 @@ local processes share safely and that survives crashes. ``sqlite:///...``, ``pos
 and ``mysql://...`` URLs use :class:`optuna.storages.RDBStorage` with a heartbeat, so the trials of
 a worker that died anywhere are failed and queued again. The URL comes from, in order: the
 ``--storage`` option, the ``SWEEPS_STORAGE`` environment variable, ``study.storage``.
+
+A running trial records a heartbeat every ``SWEEPS_HEARTBEAT_INTERVAL_S`` seconds (default 30);
+one silent for ``SWEEPS_HEARTBEAT_GRACE_S`` seconds (default 120) is failed and queued again by
+the next worker that claims a trial. Raise the grace period when a worker can stall for longer
+than that (a loaded cluster node, a slow shared disk); lower both to recover sooner.
 """
 
 from __future__ import annotations
@@ -22,6 +27,8 @@ from mixer_sweeps.study._recovery import requeue_trial
 
 STORAGE_ENV = "SWEEPS_STORAGE"
 JOURNAL_FILE = "study.journal"
+HEARTBEAT_INTERVAL_ENV = "SWEEPS_HEARTBEAT_INTERVAL_S"
+HEARTBEAT_GRACE_ENV = "SWEEPS_HEARTBEAT_GRACE_S"
 HEARTBEAT_INTERVAL_S = 30
 HEARTBEAT_GRACE_S = 120
 
@@ -66,6 +73,8 @@ def open_storage(url: str | None, *, study_dir: Path) -> BaseStorage:
         path.parent.mkdir(parents=True, exist_ok=True)
         return JournalStorage(JournalFileBackend(str(path)))
     assert url is not None
+    heartbeat_interval = _env_seconds(HEARTBEAT_INTERVAL_ENV, HEARTBEAT_INTERVAL_S)
+    grace_period = _env_seconds(HEARTBEAT_GRACE_ENV, HEARTBEAT_GRACE_S)
     engine_kwargs = {}
     if url.startswith("sqlite"):
         # Workers write at once; wait for SQLite's lock instead of failing at once.
@@ -76,13 +85,26 @@ def open_storage(url: str | None, *, study_dir: Path) -> BaseStorage:
             return RDBStorage(
                 url,
                 engine_kwargs=engine_kwargs,
-                heartbeat_interval=HEARTBEAT_INTERVAL_S,
-                grace_period=HEARTBEAT_GRACE_S,
+                heartbeat_interval=heartbeat_interval,
+                grace_period=grace_period,
                 heartbeat_stale_trial_callback=requeue_trial,
             )
         except Exception as exc:  # sqlalchemy and the DB drivers raise many kinds
             reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
             raise ValueError(f"cannot open storage {redact(url)}: {reason}") from None
+
+
+def _env_seconds(name: str, default: int) -> int:
+    value = os.environ.get(name, "").strip()
+    if not value:
+        return default
+    try:
+        seconds = int(value)
+    except ValueError:
+        seconds = 0
+    if seconds < 1:
+        raise ValueError(f"{name} must be a whole number of seconds of at least 1, not {value!r}")
+    return seconds
 
 
 def describe_storage(url: str | None, study_dir: Path) -> str:
