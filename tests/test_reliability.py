@@ -4,20 +4,26 @@ from __future__ import annotations
 
 import csv
 import errno
+import math
 import os
 import signal
 import subprocess
 import sys
+import textwrap
 import time
 from pathlib import Path
 
+import optuna
 import pytest
 import torch
 import yaml
+from optuna.trial import TrialState
 from typer.testing import CliRunner
 
 from conftest import TINY_RUN, tiny_spec
 from mixer_sweeps._cli import app
+from mixer_sweeps.study import count_trials
+from mixer_sweeps.study._recovery import MAX_RETRIES, requeue_trial
 from mixer_sweeps.tracking import MemoryTracker
 from mixer_sweeps.training import (
     BEST_WEIGHTS_FILE,
@@ -28,6 +34,7 @@ from mixer_sweeps.training import (
     Trainer,
     _outputs,
     load_checkpoint,
+    save_checkpoint,
 )
 
 runner = CliRunner()
@@ -174,6 +181,43 @@ def test_a_failed_checkpoint_write_keeps_the_previous_one(
     assert not list(tmp_path.glob(".*.tmp"))
 
 
+def test_a_checkpoint_write_cut_short_by_the_os_keeps_the_previous_one(tmp_path: Path) -> None:
+    # A real failed write, whoever does the writing: a child process whose file-size limit
+    # (RLIMIT_FSIZE) is half the checkpoint's size gets EFBIG part-way through, as on a full disk.
+    path = tmp_path / CHECKPOINT_FILE
+    size = 300_000
+    save_checkpoint(path, {"format": 1, "w": torch.zeros(size)})
+    before = path.read_bytes()
+    child = textwrap.dedent(
+        f"""
+        import resource, signal, sys
+        from pathlib import Path
+        import torch
+        from mixer_sweeps.training import CheckpointError, save_checkpoint
+
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # fail the write instead of killing us
+        hard = resource.getrlimit(resource.RLIMIT_FSIZE)[1]
+        resource.setrlimit(resource.RLIMIT_FSIZE, ({len(before) // 2}, hard))
+        try:
+            save_checkpoint(Path(sys.argv[1]), {{"format": 1, "w": torch.ones({size})}})
+        except CheckpointError as exc:
+            sys.exit(str(exc))
+        """
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", child, str(path)],
+        capture_output=True,
+        text=True,
+        stdin=subprocess.DEVNULL,
+        timeout=120,  # hang guard: the child takes a few seconds (importing torch)
+    )
+    assert out.returncode == 1, out.stderr
+    assert "File too large" in out.stderr and "the previous one is kept" in out.stderr
+    assert path.read_bytes() == before
+    assert torch.equal(load_checkpoint(path)["w"], torch.zeros(size))
+    assert not list(tmp_path.glob(".*.tmp"))
+
+
 class _Payload:
     def __init__(self, marker: Path) -> None:
         self.marker = marker
@@ -232,6 +276,25 @@ def test_non_finite_weights_name_the_epoch_and_keep_the_last_good_checkpoint(
     assert all(torch.isfinite(v).all() for v in state["model"].values())
 
 
+def test_weights_that_blow_up_on_an_epochs_last_step_stop_the_run(digits, tmp_path: Path) -> None:
+    # The last step's loss is computed before its update, so the epoch's mean loss stays finite:
+    # only the check of the weights themselves sees it.
+    class _LastStepOfEpoch2Explodes(Callback):
+        def on_fit_start(self, trainer):
+            last = 2 * trainer.steps_per_epoch - 1
+            schedule = trainer.scheduler.lr_lambdas[0]
+            trainer.scheduler.lr_lambdas[0] = lambda step: (
+                math.inf if step == last else schedule(step)
+            )
+
+    spec = tiny_spec(**{"optim.epochs": 4})
+    with pytest.raises(NonFiniteLossError, match="weights became non-finite in epoch 2"):
+        Trainer(spec, data=digits, run_dir=tmp_path, callbacks=[_LastStepOfEpoch2Explodes()]).fit()
+    state = load_checkpoint(tmp_path / CHECKPOINT_FILE)
+    assert state["epoch"] == 1
+    assert all(torch.isfinite(v).all() for v in state["model"].values())
+
+
 def test_stale_temp_files_are_cleaned_on_start(digits, tmp_path: Path) -> None:
     stale = tmp_path / ".checkpoint.pt.abc123.tmp"
     stale.write_bytes(b"half a checkpoint")
@@ -282,3 +345,28 @@ def test_a_resumed_run_replays_its_history_to_trackers(digits, tmp_path: Path) -
     result = Trainer(spec, data=digits, run_dir=tmp_path, resume=True, trackers=[tracker]).fit()
     assert [r.epoch for r in tracker.epochs] == [1, 2, 3, 4]
     assert tracker.epochs == result.history
+
+
+def test_a_configuration_that_kills_its_worker_is_retried_max_retries_times() -> None:
+    # What recover_abandoned_trials does each time the configuration's worker dies.
+    optuna.logging.set_verbosity(optuna.logging.ERROR)
+    study = optuna.create_study(direction="maximize")
+    trial = study.ask()
+    trial.suggest_float("optim.lr", 1e-4, 1e-2, log=True)
+    params = trial.params
+    study.tell(trial, state=TrialState.FAIL)
+    attempts = 1
+    while requeue_trial(study, study.trials[-1]):
+        assert attempts <= MAX_RETRIES, f"queued again after {attempts} failed attempts"
+        retry = study.ask()  # takes the queued configuration
+        assert retry.params == params
+        assert retry.user_attrs == {"retry_of": attempts - 1, "first_attempt": 0}
+        study.tell(retry, state=TrialState.FAIL)
+        attempts += 1
+    assert attempts == MAX_RETRIES + 1
+    assert not [t for t in study.trials if t.state == TrialState.WAITING]
+    counts = count_trials(study.trials)
+    # One failed configuration, whatever the number of attempts it took.
+    assert (counts.finished, counts.failed, counts.retried) == (1, 1, MAX_RETRIES)
+    # Interrupted trials (Ctrl-C) are not the configuration's fault: queued again past the limit.
+    assert requeue_trial(study, study.trials[-1], max_retries=None)
