@@ -72,10 +72,10 @@ def main() -> None:
 
     from mixer_sweeps.data import load_dataset
     from mixer_sweeps.spec import load_run_spec
-    from mixer_sweeps.tracking import _wandb, make_trackers
+    from mixer_sweeps.tracking import TrackingWarning, _guard, make_trackers
     from mixer_sweeps.training import Trainer
 
-    warnings.simplefilter("ignore", _wandb.TrackingWarning)
+    warnings.simplefilter("ignore", TrackingWarning)
     overrides = {"optim.epochs": args.epochs, "optim.early_stopping_patience": None}
     data = load_dataset("digits", val_size=287)
     counter = iter(range(1_000_000))
@@ -87,7 +87,7 @@ def main() -> None:
         trackers = make_trackers(
             spec, results_dir=work / "results", study_name="bench", trial_number=number
         )
-        Trainer(spec, data=data, run_dir=work / "trials" / str(number), trackers=trackers).fit()
+        Trainer(spec, data=data, run_dir=work / "trials" / str(number), callbacks=trackers).fit()
         return time.perf_counter() - started
 
     def median_of(mode: str) -> tuple[float, list[float]]:
@@ -98,7 +98,7 @@ def main() -> None:
         import wandb
 
         wandb.teardown()
-        _wandb._reset_state()
+        _guard._reset_state()
 
     print(f"hardware: {hardware()}")
     print(

@@ -92,7 +92,7 @@ def write_studies(
 
 
 def run_grid(path: Path, results: Path, workers: int) -> dict[str, Any]:
-    from mixer_sweeps.study import load_study_file, run_study, trial_epochs
+    from mixer_sweeps.study import load_study_file, run_study
 
     study_file = load_study_file(path)
     run = run_study(study_file, workers=workers, results_dir=results)
@@ -101,10 +101,10 @@ def run_grid(path: Path, results: Path, workers: int) -> dict[str, Any]:
     best = run.best_trial
     return {
         "configs": len(run.trials),
-        "epochs": sum(trial_epochs(t) for t in run.trials),
+        "epochs": sum(t.epochs_trained for t in run.records),
         "best_value": best.value,
         "best_params": best.params,
-        "seconds": sum(t.user_attrs.get("seconds", 0.0) for t in run.trials),
+        "seconds": sum(t.seconds or 0.0 for t in run.records),
     }
 
 
@@ -118,7 +118,7 @@ def run_search(
     """
     from optuna.trial import TrialState
 
-    from mixer_sweeps.study import load_study_file, run_study, trial_epochs
+    from mixer_sweeps.study import TrialRecord, load_study_file, run_study
 
     started, n_trials = time.monotonic(), 0
     name = f"search-seed{seed}"
@@ -129,7 +129,7 @@ def run_search(
         epochs = 0
         finished = sorted((t for t in run.trials if t.state.is_finished()), key=lambda t: t.number)
         for count, trial in enumerate(finished, start=1):
-            epochs += trial_epochs(trial)
+            epochs += TrialRecord.from_trial(trial).epochs_trained
             if trial.state == TrialState.COMPLETE and trial.value >= target:
                 return _search_result(seed, count, epochs, trial, started)
             if epochs >= budget:

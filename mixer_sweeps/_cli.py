@@ -74,9 +74,7 @@ def train(
     progress = EpochProgress(spec.optim.epochs)
     trackers = make_trackers(spec, results_dir=run_dir)
     try:
-        trainer = Trainer(
-            spec, run_dir=run_dir, callbacks=[progress], trackers=trackers, resume=resume
-        )
+        trainer = Trainer(spec, run_dir=run_dir, callbacks=[progress, *trackers], resume=resume)
     except (DatasetUnavailable, CheckpointError) as exc:
         if not any(run_dir.iterdir()):
             run_dir.rmdir()

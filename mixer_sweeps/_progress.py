@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
-from mixer_sweeps.training import Callback, EpochRecord, Stop, Trainer
+from mixer_sweeps.training import Callback, EpochRecord, Stop, TrainerView
 
 
 class EpochProgress(Callback):
@@ -20,10 +20,10 @@ class EpochProgress(Callback):
         )
         self.task = self.progress.add_task("epochs", total=epochs, metrics="")
 
-    def on_fit_start(self, trainer: Trainer) -> None:
+    def on_fit_start(self, trainer: TrainerView) -> None:
         self.progress.update(self.task, description=trainer.spec.name)
 
-    def on_epoch_end(self, trainer: Trainer, record: EpochRecord) -> Stop | None:
+    def on_epoch_end(self, trainer: TrainerView, record: EpochRecord) -> Stop | None:
         metrics = (
             f"loss {record.train_loss:.3f}  val acc {record.val_acc:.4f}"
             f"  best {trainer.best_val_acc:.4f}  {record.images_per_s:,.0f} img/s"

@@ -1,12 +1,38 @@
-"""Ctrl-C and SIGTERM: stop cleanly the first time, at once the second."""
+"""Ctrl-C and SIGTERM, handled alike everywhere: stop cleanly the first time, at once the second.
+
+Three processes care: ``sweeps train`` (:func:`graceful_interrupts`), a study worker
+(:class:`Interrupt`, which never cuts a storage write in half) and the parent of study workers
+(:func:`ignored` while it spawns them, then :func:`counted`: it passes the first signal on to
+its workers and kills them on the second).
+"""
 
 from __future__ import annotations
 
+import contextlib
 import signal
-from collections.abc import Iterator
+import threading
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
-_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+INTERRUPT_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+
+def _in_main_thread() -> bool:
+    # Signal handlers can only be set from the main thread (a CliRunner in a thread, say).
+    return threading.current_thread() is threading.main_thread()
+
+
+@contextmanager
+def _handled(handler: Callable[[int, object], None] | int) -> Iterator[None]:
+    if not _in_main_thread():
+        yield
+        return
+    previous = {s: signal.signal(s, handler) for s in INTERRUPT_SIGNALS}
+    try:
+        yield
+    finally:
+        for s, old in previous.items():
+            signal.signal(s, old)
 
 
 @contextmanager
@@ -19,13 +45,79 @@ def graceful_interrupts() -> Iterator[None]:
     """
 
     def first(signum: int, frame: object) -> None:
-        for s in _SIGNALS:
+        for s in INTERRUPT_SIGNALS:
             signal.signal(s, signal.SIG_DFL)
         raise KeyboardInterrupt(signal.Signals(signum).name)
 
-    previous = {s: signal.signal(s, first) for s in _SIGNALS}
-    try:
+    with _handled(first):
         yield
-    finally:
-        for s, handler in previous.items():
-            signal.signal(s, handler)
+
+
+@contextmanager
+def ignored() -> Iterator[None]:
+    """SIGINT and SIGTERM ignored in the block: processes spawned in it start ignoring them."""
+    with _handled(signal.SIG_IGN):
+        yield
+
+
+class Counter:
+    """How many SIGINT/SIGTERM arrived; read by a supervising loop at its own pace."""
+
+    def __init__(self) -> None:
+        self.presses = 0
+
+    def handle(self, signum: int, frame: object) -> None:
+        self.presses += 1
+
+    @contextmanager
+    def installed(self) -> Iterator[Counter]:
+        with _handled(self.handle):
+            yield self
+
+
+class Interrupt:
+    """Ctrl-C (or SIGTERM) in a worker: it stops training at once, elsewhere it asks to stop.
+
+    Optuna's storage writes and the claim of the next trial are never cut in half: outside
+    :meth:`armed` blocks a Ctrl-C is only recorded, and the worker loop stops at its next check.
+    Later Ctrl-Cs are ignored while the worker cleans up.
+    """
+
+    def __init__(self) -> None:
+        self.requested = False
+        self._armed = False
+
+    def handle(self, signum: int, frame: object) -> None:
+        if self.requested:
+            return
+        self.requested = True
+        if self._armed:
+            raise KeyboardInterrupt
+
+    @contextlib.contextmanager
+    def installed(self) -> Iterator[Interrupt]:
+        """Handle SIGINT and SIGTERM with this object in the block (main thread only)."""
+        with _handled(self.handle):
+            yield self
+
+    @contextlib.contextmanager
+    def armed(self) -> Iterator[None]:
+        """A Ctrl-C inside the block raises KeyboardInterrupt there."""
+        if self.requested:
+            raise KeyboardInterrupt
+        self._armed = True
+        try:
+            yield
+        finally:
+            self._armed = False
+
+    @contextlib.contextmanager
+    def paused(self) -> Iterator[None]:
+        """Inside an armed block: hold a Ctrl-C back until the block ends."""
+        armed, self._armed = self._armed, False
+        try:
+            yield
+        finally:
+            self._armed = armed
+        if armed and self.requested:
+            raise KeyboardInterrupt

@@ -33,6 +33,7 @@ def test_train_writes_the_run_directory(tmp_path: Path) -> None:
     }
     metrics = json.loads((out / "metrics.json").read_text())
     assert metrics["epochs"] == 2
+    assert metrics["num_params"] > 0
     assert yaml.safe_load((out / "spec.yaml").read_text())["optim"]["epochs"] == 2
     assert "test acc" in result.output
 

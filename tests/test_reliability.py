@@ -22,8 +22,7 @@ from typer.testing import CliRunner
 
 from conftest import TINY_RUN, tiny_spec
 from mixer_sweeps._cli import app
-from mixer_sweeps.study import count_trials
-from mixer_sweeps.study._recovery import MAX_RETRIES, requeue_trial
+from mixer_sweeps.study import MAX_RETRIES, count_trials, requeue_trial
 from mixer_sweeps.tracking import MemoryTracker
 from mixer_sweeps.training import (
     BEST_WEIGHTS_FILE,
@@ -342,7 +341,7 @@ def test_a_resumed_run_replays_its_history_to_trackers(digits, tmp_path: Path) -
     with pytest.raises(KeyboardInterrupt):
         Trainer(spec, data=digits, run_dir=tmp_path, callbacks=[_InterruptAfter(2)]).fit()
     tracker = MemoryTracker()
-    result = Trainer(spec, data=digits, run_dir=tmp_path, resume=True, trackers=[tracker]).fit()
+    result = Trainer(spec, data=digits, run_dir=tmp_path, resume=True, callbacks=[tracker]).fit()
     assert [r.epoch for r in tracker.epochs] == [1, 2, 3, 4]
     assert tracker.epochs == result.history
 

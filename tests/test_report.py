@@ -169,8 +169,8 @@ def test_trials_csv_has_a_row_per_trial_with_its_attrs(grid) -> None:
         assert row.state == trial.state.name
         assert [getattr(row, f"_{i}") for i in (2, 3, 4)] == [trial.params[p] for p in GRID]
         if trial.state == TrialState.COMPLETE:
-            assert row.val_acc == pytest.approx(trial.value)
-            assert row.test_acc == pytest.approx(trial.user_attrs["test_accs"][0])
+            assert row.best_val_acc == pytest.approx(trial.value)
+            assert row.test_acc == pytest.approx(trial.user_attrs["test_acc"][0])
             assert row.num_params == trial.user_attrs["num_params"]
             assert row.epochs == FIXED["optim.epochs"]
         if trial.state == TrialState.FAIL:
@@ -254,7 +254,7 @@ def test_components_turned_off_with_replicates(switches) -> None:
             diffs += [
                 off - with_on
                 for off, with_on in zip(
-                    twin.user_attrs["best_val_accs"], trial.user_attrs["best_val_accs"], strict=True
+                    twin.user_attrs["best_val_acc"], trial.user_attrs["best_val_acc"], strict=True
                 )
             ]
         assert len(diffs) == 4 and int(row[column["pairs"]]) == 4
@@ -292,7 +292,7 @@ def test_ci95_matches_an_independent_student_t(request, values, mixup_alpha) -> 
             acc
             for t in stored_trials(switches)
             if t.params["augment.mixup_alpha"] == mixup_alpha
-            for acc in t.user_attrs["best_val_accs"]
+            for acc in t.user_attrs["best_val_acc"]
         ]
         text = (switches / "report" / "report.md").read_text()
         header, *rows = markdown_table(text, "Val accuracy by augment.mixup_alpha")
@@ -423,7 +423,7 @@ def test_pareto_front_keeps_the_trials_nothing_beats() -> None:
         {
             "number": [0, 1, 2, 3, 4],
             "num_params": [100, 200, 200, 300, 50],
-            "val_acc": [0.5, 0.7, 0.6, 0.65, 0.5],
+            "best_val_acc": [0.5, 0.7, 0.6, 0.65, 0.5],
         }
     )
     assert pareto_front(points)["number"].tolist() == [4, 1]

@@ -26,6 +26,7 @@ from conftest import TINY_RUN
 from mixer_sweeps._cli import app
 from mixer_sweeps.study import (
     StudyFile,
+    StudyLayout,
     StudyMismatchError,
     WorkerLock,
     count_trials,
@@ -34,8 +35,8 @@ from mixer_sweeps.study import (
     make_sampler,
     open_storage,
     run_study,
+    worker_is_dead,
 )
-from mixer_sweeps.study._recovery import worker_is_dead
 
 runner = CliRunner()
 
@@ -104,12 +105,12 @@ def test_each_trial_keeps_its_run_files_and_attrs(pruned_study) -> None:
         assert spec["optim"]["lr"] == trial.params["optim.lr"]
         assert spec["name"] == f"tiny-{trial.number}"
         metrics = json.loads((trial_dir / "metrics.json").read_text())
-        assert trial.user_attrs["best_val_accs"] == [metrics["best_val_acc"]]
-        assert trial.user_attrs["num_params"] == metrics["params"] > 0
+        assert trial.user_attrs["best_val_acc"] == [metrics["best_val_acc"]]
+        assert trial.user_attrs["num_params"] == metrics["num_params"] > 0
     complete = run.trials[0]
-    assert complete.value == complete.user_attrs["best_val_accs"][0]
-    assert complete.user_attrs["test_accs"][0] is not None
-    assert run.trials[2].user_attrs["test_accs"] == [None]
+    assert complete.value == complete.user_attrs["best_val_acc"][0]
+    assert complete.user_attrs["test_acc"][0] is not None
+    assert run.trials[2].user_attrs["test_acc"] == [None]
     assert run.best_trial is not None and run.best_trial.state == TrialState.COMPLETE
 
 
@@ -174,7 +175,7 @@ def test_grid_with_replicates_on_sqlite_runs_every_point_once(tmp_path: Path) ->
     assert sorted(t.params["model.depth"] for t in run.trials) == [1, 2]
     assert all(t.state == TrialState.COMPLETE for t in run.trials)
     for trial in run.trials:
-        accs = trial.user_attrs["best_val_accs"]
+        accs = trial.user_attrs["best_val_acc"]
         assert trial.user_attrs["seeds"] == [0, 1] and len(accs) == 2
         assert trial.value == pytest.approx(sum(accs) / 2)
         trial_dir = tmp_path / "tiny" / "trials" / str(trial.number)
@@ -236,10 +237,11 @@ def test_trials_of_a_dead_worker_are_failed_and_run_again(tmp_path: Path) -> Non
 
 
 def test_worker_lock_tells_the_living_from_the_dead(tmp_path: Path) -> None:
-    with WorkerLock(tmp_path) as lock:
-        assert not worker_is_dead(tmp_path, lock.info)
-    assert worker_is_dead(tmp_path, lock.info)
-    assert not worker_is_dead(tmp_path, {**lock.info, "host": "elsewhere"})
+    layout = StudyLayout(tmp_path)
+    with WorkerLock(layout) as lock:
+        assert not worker_is_dead(layout, lock.info)
+    assert worker_is_dead(layout, lock.info)
+    assert not worker_is_dead(layout, {**lock.info, "host": "elsewhere"})
 
 
 def test_ctrl_c_stops_cleanly_and_the_study_resumes(tmp_path: Path) -> None:

@@ -8,7 +8,7 @@ from optuna.trial import TrialState
 from test_study import make_study
 
 from mixer_sweeps.study import count_trials, run_study
-from mixer_sweeps.study._runner import CLAIM_DELAY_ENV
+from mixer_sweeps.study._worker import CLAIM_DELAY_ENV
 
 
 def test_two_workers_share_a_postgres_study_and_a_rerun_adds_nothing(

@@ -166,26 +166,28 @@ class _StopAfter(Callback):
 def test_a_callback_can_stop_the_run_and_trackers_hear_it(digits) -> None:
     tracker = MemoryTracker()
     spec = tiny_spec(**{"optim.epochs": 5})
-    result = Trainer(spec, data=digits, callbacks=[_StopAfter(2)], trackers=[tracker]).fit()
+    result = Trainer(spec, data=digits, callbacks=[_StopAfter(2), tracker]).fit()
     assert (result.state, result.epochs_run, result.test_acc) == ("pruned", 2, None)
     assert [r.epoch for r in tracker.epochs] == [1, 2]
     assert (tracker.state, tracker.reason) == ("pruned", "pruned at epoch 2")
     assert tracker.summary["best_val_acc"] == result.best_val_acc
-    assert tracker.meta["params"] == result.num_params
+    assert tracker.meta["num_params"] == result.num_params
 
 
 def test_non_finite_loss_stops_with_the_epoch_named(digits) -> None:
     tracker = MemoryTracker()
     spec = tiny_spec(**{"optim.lr": 1e30, "optim.warmup_epochs": 0, "optim.min_lr": 1.0})
     with pytest.raises(NonFiniteLossError, match=r"non-finite .* in epoch 1"):
-        Trainer(spec, data=digits, trackers=[tracker]).fit()
+        Trainer(spec, data=digits, callbacks=[tracker]).fit()
     assert tracker.state == "failed"
+    assert tracker.reason.startswith("NonFiniteLossError")
+    assert tracker.summary == {"num_params": tracker.meta["num_params"], "epochs": 1}
 
 
 def test_run_dir_holds_spec_history_metrics_and_curves(digits, tmp_path: Path) -> None:
     spec = tiny_spec()
     tracker = MemoryTracker()
-    trainer = Trainer(spec, data=digits, run_dir=tmp_path, trackers=[tracker])
+    trainer = Trainer(spec, data=digits, run_dir=tmp_path, callbacks=[tracker])
     result = trainer.fit()
     assert load_run_spec(tmp_path / "spec.yaml") == spec
     with open(tmp_path / "history.csv", newline="") as f:
@@ -195,7 +197,8 @@ def test_run_dir_holds_spec_history_metrics_and_curves(digits, tmp_path: Path) -
     metrics = json.loads((tmp_path / "metrics.json").read_text())
     assert metrics["test_acc"] == result.test_acc
     assert metrics["epochs"] == 3
-    assert metrics["params"] == sum(p.numel() for p in trainer.model.parameters())
+    assert metrics["num_params"] == sum(p.numel() for p in trainer.model.parameters())
+    assert "params" not in metrics
     png = (tmp_path / "curves.png").read_bytes()
     assert png.startswith(b"\x89PNG") and len(png) > 5000
     assert tracker.images == {"curves": tmp_path / "curves.png"}

@@ -16,9 +16,11 @@ import sys
 import time
 import warnings
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import optuna
+import pandas as pd
 import pytest
 import yaml
 from typer.testing import CliRunner
@@ -28,12 +30,14 @@ from mixer_sweeps._cli import app
 from mixer_sweeps.tracking import (
     TrackingWarning,
     WandbTracker,
-    _wandb,
+    _guard,
+    _guarded_run,
+    _study_log,
     log_study,
     make_trackers,
     offline_runs,
 )
-from mixer_sweeps.training import Callback, Stop, Trainer
+from mixer_sweeps.training import HISTORY_COLUMNS, Callback, Stop, Trainer, TrainResult
 
 FAKE_KEY = "k" * 40
 
@@ -51,10 +55,10 @@ def no_wandb_login(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
     monkeypatch.setenv("HOME", str(home))
     # wandb freezes its settings (base URL, keys) at first use in a process.
     wandb.teardown()
-    _wandb._reset_state()
+    _guard._reset_state()
     yield
     wandb.teardown()
-    _wandb._reset_state()
+    _guard._reset_state()
 
 
 def _inspect(run_dir: Path, *, summary: bool = False) -> Any:
@@ -97,6 +101,26 @@ def _closed_port() -> int:
         return s.getsockname()[1]
 
 
+def _view(spec, **fields: Any) -> SimpleNamespace:
+    """What a tracker reads of a trainer, for driving a tracker by hand."""
+    defaults = dict(run_dir=None, num_params=1, device="cpu", epoch=0, best_val_acc=-1.0)
+    return SimpleNamespace(spec=spec, history=[], **{**defaults, **fields})
+
+
+def _result(state: str = "completed", reason: str = "test") -> TrainResult:
+    return TrainResult(
+        history=[],
+        best_val_acc=0.5,
+        best_epoch=1,
+        test_acc=None,
+        test_loss=None,
+        num_params=1,
+        seconds=0.1,
+        state=state,
+        reason=reason,
+    )
+
+
 class PruneAfter(Callback):
     """What a study's pruner does: stop the run after an epoch with state ``pruned``."""
 
@@ -124,17 +148,18 @@ def test_trial_run_holds_history_config_summary_and_curves(digits, tmp_path: Pat
     run_dir = results / "trial-3"
     with warnings.catch_warnings():
         warnings.simplefilter("error", TrackingWarning)
-        result = Trainer(spec, data=digits, run_dir=run_dir, trackers=trackers).fit()
+        result = Trainer(spec, data=digits, run_dir=run_dir, callbacks=trackers).fit()
 
     wandb_run = _only_offline_run(results)
     assert trackers[0].path == wandb_run
     records = _inspect(wandb_run)
-    history = [row for row in _history(records) if "val/acc" in row]
+    history = [row for row in _history(records) if "val_acc" in row]
     assert [row["epoch"] for row in history] == [1, 2, 3]
-    assert [row["val/acc"] for row in history] == _csv_val_acc(run_dir)
-    assert {"train/loss", "train/acc", "val/loss", "lr", "epoch_seconds", "images_per_s"} <= set(
-        history[0]
-    )
+    assert [row["val_acc"] for row in history] == _csv_val_acc(run_dir)
+    # One name per quantity: each epoch is logged under the history.csv columns.
+    logged = {k: v for k, v in history[0].items() if not k.startswith("_")}
+    assert set(logged) == set(HISTORY_COLUMNS)
+    assert logged == result.history[0].as_dict()
     run = _run_record(records)
     assert (run["run_group"], run["job_type"], run["display_name"]) == ("st", "trial", "st-3")
     assert run["run_id"].startswith("st-3-")
@@ -151,7 +176,9 @@ def test_trial_run_holds_history_config_summary_and_curves(digits, tmp_path: Pat
     assert summary["reason"] == result.reason
     assert summary["best_val_acc"] == result.best_val_acc
     assert summary["test_acc"] == result.test_acc
-    assert summary["params"] == result.num_params
+    assert summary["num_params"] == result.num_params
+    assert "params" not in summary
+    assert info["config"]["device"] == "cpu"
     assert summary["epochs"] == 3
     assert summary["curves"]["_type"] == "image-file"
     assert (wandb_run / "files" / summary["curves"]["path"]).stat().st_size > 0
@@ -167,8 +194,7 @@ def test_pruned_trial_says_pruned_and_retries_get_new_ids(digits, tmp_path: Path
             spec,
             data=digits,
             run_dir=results / f"trial-0-{attempt}",
-            callbacks=[PruneAfter(2)],
-            trackers=trackers,
+            callbacks=[PruneAfter(2), *trackers],
         ).fit()
         info = _inspect(trackers[0].path, summary=True)
         assert info["summary"]["state"] == "pruned"
@@ -193,11 +219,43 @@ def test_failed_run_says_failed_with_the_reason(digits, tmp_path: Path) -> None:
     )
     trackers = make_trackers(spec, results_dir=tmp_path, study_name="st", trial_number=7)
     with pytest.raises(NonFiniteLossError):
-        Trainer(spec, data=digits, run_dir=tmp_path / "trial-7", trackers=trackers).fit()
+        Trainer(spec, data=digits, run_dir=tmp_path / "trial-7", callbacks=trackers).fit()
     info = _inspect(_only_offline_run(tmp_path), summary=True)
     assert info["summary"]["state"] == "failed"
     assert info["summary"]["reason"].startswith("NonFiniteLossError")
+    assert info["summary"]["epochs"] == 1 and info["summary"]["num_params"] > 0
     assert info["exit_code"] == 1
+
+
+class InterruptAfter(Callback):
+    """Ctrl-C at the end of an epoch, after the callbacks before it heard the epoch."""
+
+    def __init__(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def on_epoch_end(self, trainer, record):
+        if record.epoch == self.epoch:
+            raise KeyboardInterrupt
+        return None
+
+
+def test_a_resumed_run_shows_its_whole_curve(digits, tmp_path: Path) -> None:
+    spec = tiny_spec(**{"optim.epochs": 4, "tracking.wandb.mode": "offline"})
+    results = tmp_path / "st"
+    run_dir = results / "trial-0"
+    first = make_trackers(spec, results_dir=results, study_name="st", trial_number=0)
+    with pytest.raises(KeyboardInterrupt):
+        Trainer(spec, data=digits, run_dir=run_dir, callbacks=[*first, InterruptAfter(2)]).fit()
+    info = _inspect(first[0].path, summary=True)
+    assert (info["summary"]["state"], info["summary"]["epochs"]) == ("stopped", 2)
+    assert info["exit_code"] == 1
+
+    again = make_trackers(spec, results_dir=results, study_name="st", trial_number=1)
+    result = Trainer(spec, data=digits, run_dir=run_dir, resume=True, callbacks=again).fit()
+    history = [row for row in _history(_inspect(again[0].path)) if "val_acc" in row]
+    assert [row["epoch"] for row in history] == [1, 2, 3, 4]
+    assert [row["val_acc"] for row in history] == [r.val_acc for r in result.history]
+    assert [row["val_acc"] for row in history] == _csv_val_acc(run_dir)
 
 
 def test_unreachable_server_warns_once_falls_back_offline_and_trains(
@@ -213,7 +271,7 @@ def test_unreachable_server_warns_once_falls_back_offline_and_trains(
 
     started = time.monotonic()
     with pytest.warns(TrackingWarning, match="could not start") as caught:
-        result = Trainer(spec, data=digits, run_dir=results / "trial-0", trackers=trackers).fit()
+        result = Trainer(spec, data=digits, run_dir=results / "trial-0", callbacks=trackers).fit()
     # Hang guard, not a speed goal: about 10 s here (a 3 s init limit, then an offline run), so
     # only a wandb call that outlived its limits gets near 120 s.
     assert time.monotonic() - started < 120
@@ -222,8 +280,8 @@ def test_unreachable_server_warns_once_falls_back_offline_and_trains(
     assert json.loads((results / "trial-0" / "metrics.json").read_text())["epochs"] == 3
     assert trackers[0].mode == "offline"
     wandb_run = _only_offline_run(results)
-    history = [row for row in _history(_inspect(wandb_run)) if "val/acc" in row]
-    assert [row["val/acc"] for row in history] == _csv_val_acc(results / "trial-0")
+    history = [row for row in _history(_inspect(wandb_run)) if "val_acc" in row]
+    assert [row["val_acc"] for row in history] == _csv_val_acc(results / "trial-0")
 
     # The next trial of the same process goes straight to offline, silently: it never tries the
     # server again (what that saves in time is in benchmarks/offline_tracking.py).
@@ -241,7 +299,7 @@ def test_unreachable_server_warns_once_falls_back_offline_and_trains(
         warnings.simplefilter("error", TrackingWarning)
         trackers = make_trackers(spec, results_dir=results, study_name="st", trial_number=1)
         assert trackers[0].mode == "offline"
-        Trainer(spec, data=digits, run_dir=results / "trial-1", trackers=trackers).fit()
+        Trainer(spec, data=digits, run_dir=results / "trial-1", callbacks=trackers).fit()
     assert modes == ["offline"]
     assert trackers[0].mode == "offline" and trackers[0].path is not None
 
@@ -258,15 +316,15 @@ def test_a_failing_wandb_call_never_stops_training(
     spec = tiny_spec(**{"tracking.wandb.mode": "offline"})
     trackers = make_trackers(spec, results_dir=tmp_path)
     with pytest.warns(TrackingWarning, match="wandb exploded"):
-        result = Trainer(spec, data=digits, run_dir=tmp_path / "run", trackers=trackers).fit()
+        result = Trainer(spec, data=digits, run_dir=tmp_path / "run", callbacks=trackers).fit()
     assert result.state == "completed"
     assert trackers[0].mode == "disabled"
 
 
 def test_a_hanging_wandb_call_is_abandoned(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(_wandb, "LOG_LIMIT_S", 0.5)
+    monkeypatch.setattr(_guarded_run, "LOG_LIMIT_S", 0.5)
     spec = tiny_spec(**{"tracking.wandb.mode": "offline"})
-    tracker = _wandb.WandbTracker(
+    tracker = WandbTracker(
         mode="offline",
         results_dir=Path("unused"),
         wandb_spec=spec.tracking.wandb,
@@ -287,9 +345,9 @@ def test_a_hanging_wandb_call_is_abandoned(tmp_path: Path, monkeypatch: pytest.M
     tracker._run.run = Hanging()
     started = time.monotonic()
     with pytest.warns(TrackingWarning, match="did not return within"):
-        tracker.log_epoch(_record(1))
-        tracker.log_epoch(_record(2))  # no second wait: the run was dropped
-        tracker.finish({}, state="completed", reason="test")
+        tracker.on_epoch_end(_view(spec), _record(1))
+        tracker.on_epoch_end(_view(spec), _record(2))  # no second wait: the run was dropped
+        tracker.on_fit_end(_view(spec), _result())
     assert time.monotonic() - started < 5
     # A wedged wandb is not tried again by later runs of the process.
     assert make_trackers(spec, results_dir=tmp_path) == []
@@ -361,10 +419,36 @@ def _small_study() -> optuna.Study:
     return study
 
 
-def test_log_study_writes_a_table_of_all_trials(tmp_path: Path) -> None:
+def _trials_frame(study: optuna.Study) -> pd.DataFrame:
+    """One row per trial, as the report's data layer gives it: number, state name, value,
+    times, params and user attributes (Optuna's own frame, NaN where a trial has no value)."""
+    frame = study.trials_dataframe()
+    assert set(frame["state"]) == {"COMPLETE", "PRUNED"}  # Optuna's state names
+    return frame
+
+
+def _best(study: optuna.Study) -> dict[str, Any]:
+    best = study.best_trial
+    return {"number": best.number, "value": best.value, "params": best.params}
+
+
+def test_log_study_writes_the_trials_frame_history_importances_and_summary(
+    tmp_path: Path,
+) -> None:
     study = _small_study()
+    frame = _trials_frame(study)
     spec = tiny_spec(**{"tracking.wandb.mode": "offline"})
-    path = log_study(study, results_dir=tmp_path / "st", study_name="st", spec=spec)
+    importances = {"optim.lr": 0.75, "model.depth": 0.25}
+    path = log_study(
+        frame,
+        study_name="st",
+        objective="value",
+        direction="maximize",
+        importances=importances,
+        best=_best(study),
+        results_dir=tmp_path / "st",
+        spec=spec,
+    )
     assert path is not None and path == _only_offline_run(tmp_path / "st")
 
     records = _inspect(path)
@@ -375,26 +459,119 @@ def test_log_study_writes_a_table_of_all_trials(tmp_path: Path) -> None:
     assert summary["n_trials"] == 5 and summary["n_pruned"] == 1 and summary["n_complete"] == 4
     assert summary["best_trial"] == study.best_trial.number
     assert summary["best_value"] == study.best_value
-    assert info["config"]["study"]["directions"] == ["maximize"]
+    assert summary["best_params"] == study.best_params
+    assert info["config"]["study"] == {
+        "name": "st",
+        "objective": "value",
+        "direction": "maximize",
+        "trials": 5,
+    }
 
+    # The frame as given, column for column; NaN (the pruned trial's value) as empty.
     table = json.loads((path / "files" / summary["trials"]["path"]).read_text())
+    assert table["columns"] == list(frame.columns)
     rows = [dict(zip(table["columns"], row, strict=True)) for row in table["data"]]
     assert [r["number"] for r in rows] == [t.number for t in study.trials]
     for row, trial in zip(rows, study.trials, strict=True):
-        assert row["state"] == trial.state.name.lower()
-        assert row["value"] == trial.value
-        assert row["optim.lr"] == trial.params["optim.lr"]
-        assert row["model.depth"] == trial.params["model.depth"]
-        assert row["attr.test_acc"] == trial.user_attrs.get("test_acc")
+        assert row["state"] == trial.state.name
+        assert row["value"] == trial.value  # None for the pruned trial
+        assert row["params_optim.lr"] == trial.params["optim.lr"]
+        assert row["params_model.depth"] == trial.params["model.depth"]
+        assert row["user_attrs_test_acc"] == trial.user_attrs.get("test_acc")
+        assert row["datetime_start"] == trial.datetime_start.isoformat(timespec="seconds")
+        assert row["duration"] == pytest.approx(trial.duration.total_seconds())
 
+    # One history row per COMPLETE trial, in number order, with the best value so far.
     per_trial = [row for row in _history(records) if "value" in row]
-    assert [row["trial"] for row in per_trial] == [0, 1, 3, 4]
-    assert per_trial[-1]["best_value"] == study.best_value
+    complete = [t for t in study.trials if t.state == optuna.trial.TrialState.COMPLETE]
+    assert [row["trial"] for row in per_trial] == [t.number for t in complete] == [0, 1, 3, 4]
+    assert [row["value"] for row in per_trial] == [t.value for t in complete]
+    running_best = [max(t.value for t in complete[: i + 1]) for i in range(len(complete))]
+    assert [row["best_value"] for row in per_trial] == running_best
+
+    # The importances the caller computed, as given: W&B computes none of its own.
+    assert {k: summary[f"importance/{k}"] for k in importances} == importances
+    assert not {k for k in summary if k.startswith("importance/")} - {
+        f"importance/{k}" for k in importances
+    }
+    importance_table = json.loads(
+        (path / "files" / summary["param_importance"]["path"]).read_text()
+    )
+    assert importance_table["data"] == [[k, v] for k, v in importances.items()]
+
+
+def test_log_study_without_importances_or_a_best_trial(tmp_path: Path) -> None:
+    frame = pd.DataFrame(
+        {"number": [1, 0], "state": ["FAIL", "RUNNING"], "val_acc": [float("nan"), None]}
+    )
+    spec = tiny_spec(**{"tracking.wandb.mode": "offline"})
+    path = log_study(
+        frame,
+        study_name="st",
+        objective="val_acc",
+        direction="maximize",
+        importances={},
+        best=None,
+        results_dir=tmp_path,
+        spec=spec,
+    )
+    assert path is not None
+    summary = _inspect(path, summary=True)["summary"]
+    assert (summary["n_trials"], summary["n_fail"], summary["n_running"]) == (2, 1, 1)
+    assert not {"best_trial", "best_value", "best_params", "param_importance"} & set(summary)
+    assert not [k for k in summary if k.startswith("importance/")]
+    assert not [row for row in _history(_inspect(path)) if "value" in row]
+
+
+@pytest.mark.parametrize(
+    ("direction", "best_values"), [("maximize", [0.5, 0.5, 0.7]), ("minimize", [0.5, 0.2, 0.2])]
+)
+def test_study_history_respects_the_direction_and_skips_unfinished_trials(
+    direction: str, best_values: list[float]
+) -> None:
+    frame = pd.DataFrame(
+        {
+            "number": [4, 0, 1, 2, 3],
+            "state": ["COMPLETE", "COMPLETE", "PRUNED", "COMPLETE", "FAIL"],
+            "acc": [0.7, 0.5, 0.9, 0.2, None],
+        }
+    )
+    rows = _study_log._best_so_far(frame, "acc", direction)
+    assert [(r["trial"], r["value"]) for r in rows] == [(0, 0.5), (2, 0.2), (4, 0.7)]
+    assert [r["best_value"] for r in rows] == best_values
+
+
+def test_log_study_refuses_a_frame_without_its_columns(tmp_path: Path) -> None:
+    spec = tiny_spec(**{"tracking.wandb.mode": "offline"})
+    frame = pd.DataFrame({"number": [0], "state": ["COMPLETE"]})
+    with pytest.raises(ValueError, match="'val_acc'"):
+        log_study(
+            frame,
+            study_name="st",
+            objective="val_acc",
+            direction="maximize",
+            importances={},
+            best=None,
+            results_dir=tmp_path,
+            spec=spec,
+        )
+    assert not (tmp_path / "wandb").exists()
 
 
 def test_log_study_disabled_writes_nothing(tmp_path: Path) -> None:
     spec = tiny_spec(**{"tracking.wandb.mode": "disabled"})
-    assert log_study(_small_study(), results_dir=tmp_path, study_name="st", spec=spec) is None
+    study = _small_study()
+    path = log_study(
+        _trials_frame(study),
+        study_name="st",
+        objective="value",
+        direction="maximize",
+        importances={"optim.lr": 1.0},
+        best=_best(study),
+        results_dir=tmp_path,
+        spec=spec,
+    )
+    assert path is None
     assert not (tmp_path / "wandb").exists()
 
 
@@ -443,8 +620,8 @@ def test_sync_gives_up_on_an_unreachable_server(
 ) -> None:
     spec = tiny_spec(**{"tracking.wandb.mode": "offline"})
     tracker = make_trackers(spec, results_dir=tmp_path)[0]
-    tracker.start(spec, run_dir=None, meta={})
-    tracker.finish({}, state="completed", reason="test")
+    tracker.on_fit_start(_view(spec))
+    tracker.on_fit_end(_view(spec), _result())
     env = {
         **os.environ,
         "WANDB_API_KEY": FAKE_KEY,
@@ -468,6 +645,9 @@ def test_sync_gives_up_on_an_unreachable_server(
 
 
 def test_a_study_leaves_one_run_per_trial_and_a_study_run(tmp_path: Path) -> None:
+    from rich.console import Console
+
+    from mixer_sweeps.report import OBJECTIVE, report_run
     from mixer_sweeps.study import load_study_file, run_study
 
     base = {**TINY_RUN, "tracking": {"wandb": {"mode": "auto", "tags": ["study-test"]}}}
@@ -488,6 +668,7 @@ def test_a_study_leaves_one_run_per_trial_and_a_study_run(tmp_path: Path) -> Non
         )
     )
     outcome = run_study(load_study_file(study_yaml), results_dir=tmp_path / "results")
+    report_run(outcome, Console(quiet=True))  # the end of `sweeps run`: report and study run
     study_dir = tmp_path / "results" / "st"
     trials = {t.number: t for t in outcome.trials}
     assert sorted(trials) == [0, 1, 2]
@@ -502,8 +683,8 @@ def test_a_study_leaves_one_run_per_trial_and_a_study_run(tmp_path: Path) -> Non
     for number, trial in trials.items():
         (info,) = runs[f"st-{number}"]
         trial_dir = study_dir / trial.user_attrs["run_dir"]
-        history = [row for row in _history(_inspect(info["dir"])) if "val/acc" in row]
-        assert [row["val/acc"] for row in history] == _csv_val_acc(trial_dir)
+        history = [row for row in _history(_inspect(info["dir"])) if "val_acc" in row]
+        assert [row["val_acc"] for row in history] == _csv_val_acc(trial_dir)
         resolved = yaml.safe_load((trial_dir / "spec.yaml").read_text())
         assert {k: info["config"][k] for k in resolved} == resolved
         assert info["config"]["trial"] == {"number": number, "params": trial.params}
@@ -511,9 +692,10 @@ def test_a_study_leaves_one_run_per_trial_and_a_study_run(tmp_path: Path) -> Non
         assert info["tags"] == ["study-test"]
         assert info["summary"]["state"] == "completed"
         assert info["summary"]["best_val_acc"] == trial.value
+        assert info["summary"]["num_params"] == trial.user_attrs["num_params"]
 
     (study_run,) = runs["st-study"]
     table_file = study_run["dir"] / "files" / study_run["summary"]["trials"]["path"]
     table = json.loads(table_file.read_text())
     rows = [dict(zip(table["columns"], row, strict=True)) for row in table["data"]]
-    assert [(r["number"], r["value"]) for r in rows] == [(n, t.value) for n, t in trials.items()]
+    assert [(r["number"], r[OBJECTIVE]) for r in rows] == [(n, t.value) for n, t in trials.items()]

@@ -9,6 +9,7 @@ from mixer_sweeps.data._datasets import (
     Split,
     load_dataset,
 )
+from mixer_sweeps.data._load import DataSource, load_data
 
 __all__ = [
     "DATASETS",
@@ -16,7 +17,9 @@ __all__ = [
     "DatasetInfo",
     "DatasetSplits",
     "DatasetUnavailable",
+    "DataSource",
     "Split",
+    "load_data",
     "load_dataset",
     "normalize",
 ]

@@ -4,7 +4,8 @@
 self-contained HTML page.
 """
 
-from mixer_sweeps.report._frame import trials_frame, value_label
+from mixer_sweeps.report._frame import OBJECTIVE, trials_frame, value_label
+from mixer_sweeps.report._importances import param_importances
 from mixer_sweeps.report._load import ReportError, StudyResults, load_results, results_of
 from mixer_sweeps.report._plots import Plot, pareto_front
 from mixer_sweeps.report._render import Report, display_frame, to_html, to_latex, to_markdown
@@ -14,27 +15,30 @@ from mixer_sweeps.report._tables import (
     ci95,
     component_table,
     factor_table,
-    param_importances,
     pivot_table,
     top_table,
 )
 from mixer_sweeps.report._write import (
     FORMATS,
-    REPORT_DIR,
+    StudyData,
     build_report,
     compare_studies,
     comparison_table,
+    log_study_run,
     parse_formats,
     report_run,
+    study_data,
     write_report,
+    write_study_report,
 )
 
 __all__ = [
     "FORMATS",
-    "REPORT_DIR",
+    "OBJECTIVE",
     "Plot",
     "Report",
     "ReportError",
+    "StudyData",
     "StudyResults",
     "Table",
     "ablation_tables",
@@ -45,6 +49,7 @@ __all__ = [
     "component_table",
     "display_frame",
     "factor_table",
+    "log_study_run",
     "load_results",
     "param_importances",
     "pareto_front",
@@ -52,6 +57,7 @@ __all__ = [
     "pivot_table",
     "report_run",
     "results_of",
+    "study_data",
     "to_html",
     "to_latex",
     "to_markdown",
@@ -59,4 +65,5 @@ __all__ = [
     "trials_frame",
     "value_label",
     "write_report",
+    "write_study_report",
 ]

@@ -15,19 +15,17 @@ from typing import Any
 
 import optuna
 import yaml
-from optuna.trial import FrozenTrial
 
 from mixer_sweeps.study import (
-    Choices,
-    Range,
     SearchSpace,
+    StudyLayout,
+    TrialRecord,
     check_storage_url,
+    journal_path,
     open_storage,
+    records,
     resolve_storage,
 )
-from mixer_sweeps.study._objective import TRIALS_DIR
-from mixer_sweeps.study._runner import STUDY_FILE
-from mixer_sweeps.study._storage import journal_path
 
 
 class ReportError(ValueError):
@@ -39,11 +37,15 @@ class StudyResults:
     """Everything a report is made from."""
 
     study: optuna.Study
-    study_dir: Path
+    layout: StudyLayout
     space: SearchSpace
     settings: dict[str, Any]
     """The resolved ``study:`` section (sampler, pruner, replicates, ...)."""
-    trials: list[FrozenTrial]
+    trials: list[TrialRecord]
+
+    @property
+    def study_dir(self) -> Path:
+        return self.layout.root
 
     @property
     def name(self) -> str:
@@ -53,8 +55,8 @@ class StudyResults:
     def replicates(self) -> int:
         return int(self.settings.get("replicates") or 1)
 
-    def trial_dir(self, trial: FrozenTrial) -> Path:
-        return self.study_dir / trial.user_attrs.get("run_dir", f"{TRIALS_DIR}/{trial.number}")
+    def trial_dir(self, trial: TrialRecord) -> Path:
+        return self.layout.root / (trial.run_dir or self.layout.run_dir(trial.number))
 
 
 def load_results(
@@ -79,9 +81,9 @@ def load_results(
             study_dir = Path(results_dir) / load_study_file(path).name
     else:
         raise ReportError(f"{path} is neither a study file nor a study's results folder")
-    resolved = study_dir / STUDY_FILE
+    resolved = StudyLayout(study_dir).study_file
     if not resolved.is_file():
-        raise ReportError(f"{study_dir} holds no {STUDY_FILE}: has the study been run?")
+        raise ReportError(f"{study_dir} holds no {resolved.name}: has the study been run?")
     settings = yaml.safe_load(resolved.read_text(encoding="utf-8"))["study"]
     url = resolve_storage(storage, settings.get("storage"))
     check_storage_url(url)
@@ -99,25 +101,13 @@ def load_results(
 
 def results_of(study: optuna.Study, study_dir: Path) -> StudyResults:
     """The results of an open study whose files are in ``study_dir``."""
-    resolved = yaml.safe_load((study_dir / STUDY_FILE).read_text(encoding="utf-8"))
+    layout = StudyLayout(study_dir)
+    resolved = yaml.safe_load(layout.study_file.read_text(encoding="utf-8"))
     described = study.user_attrs.get("space") or resolved["space"]
     return StudyResults(
         study=study,
-        study_dir=study_dir,
-        space=SearchSpace(tuple(_dimension(p, d) for p, d in described.items())),
+        layout=layout,
+        space=SearchSpace.from_description(described),
         settings=resolved["study"],
-        trials=study.get_trials(deepcopy=False),
-    )
-
-
-def _dimension(path: str, described: dict[str, Any]) -> Choices | Range:
-    if "choices" in described:
-        return Choices(path, tuple(described["choices"]))
-    return Range(
-        path,
-        described["low"],
-        described["high"],
-        log=described.get("log", False),
-        step=described.get("step"),
-        integer=described.get("type") == "int",
+        trials=records(study.get_trials(deepcopy=False)),
     )

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import contextlib
 import io
-import warnings
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,9 +15,10 @@ from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
+from mixer_sweeps.report._frame import OBJECTIVE
 from mixer_sweeps.report._load import StudyResults
 from mixer_sweeps.report._tables import COMPLETE, cell_runs, pivot_pairs
-from mixer_sweeps.study._monitor import short_names
+from mixer_sweeps.study import optuna_quiet, short_names
 from mixer_sweeps.training import HISTORY_FILE, atomic_write_bytes
 
 if TYPE_CHECKING:
@@ -41,10 +41,8 @@ def _matplotlib() -> Iterator[Any]:
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
-    import optuna
 
-    with matplotlib.rc_context(), warnings.catch_warnings():
-        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+    with matplotlib.rc_context(), optuna_quiet():
         yield plt
         plt.close("all")
 
@@ -69,48 +67,49 @@ def history_plot(studies: Sequence[optuna.Study], path: Path) -> Path:
     return _draw(path, lambda plt: plot_optimization_history(study, target_name="val acc"))
 
 
-def importances_plot(results: StudyResults, path: Path) -> Path:
-    import optuna
-    from optuna.visualization.matplotlib import plot_param_importances
+def importances_plot(importances: pd.Series, path: Path) -> Path:
+    """The importances the report's table shows, as bars (largest on top)."""
 
-    evaluator = optuna.importance.FanovaImportanceEvaluator(seed=0)
-    return _draw(
-        path,
-        lambda plt: plot_param_importances(
-            results.study, evaluator=evaluator, target_name="val acc"
-        ),
-    )
+    def draw(plt: Any) -> Axes:
+        height = 0.45 * len(importances) + 1.5
+        fig, ax = plt.subplots(figsize=(7, height), constrained_layout=True)
+        importances.sort_values().plot.barh(ax=ax, color="tab:blue")
+        ax.set(xlabel="importance for val acc", ylabel="", title="Parameter importances")
+        ax.grid(alpha=0.3, axis="x")
+        return ax
+
+    return _draw(path, draw)
 
 
 def pareto_front(points: pd.DataFrame) -> pd.DataFrame:
     """The trials that no other beats on both: fewer (or as many) parameters and higher val acc."""
-    ordered = points.sort_values(["num_params", "val_acc"], ascending=[True, False])
-    best = ordered["val_acc"].cummax().shift(fill_value=-float("inf"))
-    return ordered[ordered["val_acc"] > best]
+    ordered = points.sort_values(["num_params", OBJECTIVE], ascending=[True, False])
+    best = ordered[OBJECTIVE].cummax().shift(fill_value=-float("inf"))
+    return ordered[ordered[OBJECTIVE] > best]
 
 
 def pareto_plot(frame: pd.DataFrame, path: Path) -> Path:
-    points = frame[frame["state"] == COMPLETE].dropna(subset=["num_params", "val_acc"])
+    points = frame[frame["state"] == COMPLETE].dropna(subset=["num_params", OBJECTIVE])
     points = points.astype({"num_params": float})
     front = pareto_front(points)
 
     def draw(plt: Any) -> Axes:
         fig, ax = plt.subplots(figsize=(7, 4.5), constrained_layout=True)
         ax.scatter(
-            points["num_params"], points["val_acc"], color="tab:blue", alpha=0.6, label="trial"
+            points["num_params"], points[OBJECTIVE], color="tab:blue", alpha=0.6, label="trial"
         )
         ax.step(
             front["num_params"],
-            front["val_acc"],
+            front[OBJECTIVE],
             where="post",
             color="tab:red",
             label="Pareto front",
         )
-        ax.scatter(front["num_params"], front["val_acc"], color="tab:red", zorder=3)
+        ax.scatter(front["num_params"], front[OBJECTIVE], color="tab:red", zorder=3)
         for row in front.itertuples():
             ax.annotate(
                 str(row.number),
-                (row.num_params, row.val_acc),
+                (row.num_params, getattr(row, OBJECTIVE)),
                 xytext=(4, -10),
                 textcoords="offset points",
                 fontsize=8,
@@ -172,7 +171,7 @@ def curves_plot(
 ) -> Path | None:
     """Val acc per epoch of the top ``k`` complete trials (the mean over seeds with replicates)."""
     complete = frame[frame["state"] == COMPLETE]
-    top = complete.sort_values(["val_acc", "number"], ascending=[False, True]).head(k)
+    top = complete.sort_values([OBJECTIVE, "number"], ascending=[False, True]).head(k)
     trials = {t.number: t for t in results.trials}
     curves = {}
     for number in top["number"]:
@@ -213,15 +212,15 @@ def study_plots(
     levels: pd.DataFrame,
     out: Path,
     *,
-    importances: bool,
+    importances: pd.Series | None,
 ) -> list[Plot]:
     """Every plot that applies to the study, written to ``out``."""
     if not (frame["state"] == COMPLETE).any():
         return []
     plots = [Plot("Optimisation history", history_plot([results.study], out / "history.png"))]
-    if importances:
+    if importances is not None:
         plots.append(
-            Plot("Parameter importances", importances_plot(results, out / "importances.png"))
+            Plot("Parameter importances", importances_plot(importances, out / "importances.png"))
         )
     plots.append(Plot("Val accuracy vs parameter count", pareto_plot(frame, out / "pareto.png")))
     for rows, columns in pivot_pairs(results):

@@ -8,7 +8,6 @@ confidence interval (Student's t) is given over the seed runs behind each number
 from __future__ import annotations
 
 import math
-import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -16,17 +15,15 @@ from typing import Any
 import pandas as pd
 from optuna.trial import TrialState
 
-from mixer_sweeps.report._frame import is_numeric, seed_columns, value_label
+from mixer_sweeps.report._frame import OBJECTIVE, is_numeric, seed_columns, value_label
 from mixer_sweeps.report._load import StudyResults
-from mixer_sweeps.study import Choices, Range
-from mixer_sweeps.study._monitor import short_names
+from mixer_sweeps.study import Choices, Range, short_names
 
 COMPLETE, PRUNED, FAIL = TrialState.COMPLETE.name, TrialState.PRUNED.name, TrialState.FAIL.name
 MAX_LEVELS = 12
 """A numeric range with at most this many values gets a row per value, else quantile bins."""
 BINS = 4
 TOP_K = 5
-MIN_IMPORTANCE_TRIALS = 3
 WIDTH, DEPTH = "model.embed_dim", "model.depth"
 CI = "± 95% CI"
 
@@ -91,7 +88,7 @@ def counted_failures(frame: pd.DataFrame) -> pd.Series:
 def seed_runs(frame: pd.DataFrame) -> pd.DataFrame:
     """One row per seed run of each COMPLETE trial: its row label in ``frame`` and ``acc``."""
     complete = frame[frame["state"] == COMPLETE]
-    columns = seed_columns(frame) or ["val_acc"]
+    columns = seed_columns(frame) or [OBJECTIVE]
     runs = complete[columns].stack().dropna().rename("acc").reset_index(level=1, drop=True)
     return runs.to_frame()
 
@@ -100,7 +97,7 @@ def factor_table(
     results: StudyResults, frame: pd.DataFrame, levels: pd.DataFrame, path: str
 ) -> Table:
     level = levels[path]
-    complete = frame["val_acc"].where(frame["state"] == COMPLETE)
+    complete = frame[OBJECTIVE].where(frame["state"] == COMPLETE)
     grouped = complete.groupby(level, observed=False)
     table = pd.DataFrame(
         {"mean": grouped.mean(), "std": grouped.std(), "n": grouped.count(), "best": grouped.max()}
@@ -200,11 +197,11 @@ def component_table(results: StudyResults, frame: pd.DataFrame) -> Table:
 
 def top_table(results: StudyResults, frame: pd.DataFrame, k: int = TOP_K) -> Table:
     complete = frame[frame["state"] == COMPLETE]
-    top = complete.sort_values(["val_acc", "number"], ascending=[False, True]).head(k)
+    top = complete.sort_values([OBJECTIVE, "number"], ascending=[False, True]).head(k)
     names = short_names([d.path for d in results.space])
     table = top[["number", *names]].rename(columns=names).set_index("number")
     table.index.name = "trial"
-    table["val acc"] = top["val_acc"].to_numpy()
+    table["val acc"] = top[OBJECTIVE].to_numpy()
     if results.replicates > 1:
         table[CI] = top[seed_columns(frame)].apply(ci95, axis=1).to_numpy()
     for column, title in (("test_acc", "test acc"), ("num_params", "params"), ("epochs", "epochs")):
@@ -231,28 +228,3 @@ def pivot_pairs(results: StudyResults) -> list[tuple[str, str]]:
     if WIDTH in paths and DEPTH in paths and {WIDTH, DEPTH} != set(paths):
         pairs.append((WIDTH, DEPTH))
     return pairs
-
-
-def param_importances(results: StudyResults) -> tuple[pd.Series | None, str]:
-    """fANOVA importances (Optuna's evaluator, seeded), or None and why there are none."""
-    import optuna
-
-    values = [t.value for t in results.trials if t.state == TrialState.COMPLETE]
-    if len(values) < MIN_IMPORTANCE_TRIALS:
-        return None, (
-            f"needs at least {MIN_IMPORTANCE_TRIALS} complete trials; the study has {len(values)}"
-        )
-    if len(set(values)) == 1:
-        return None, "every complete trial has the same val acc"
-    evaluator = optuna.importance.FanovaImportanceEvaluator(seed=0)
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-            importances = optuna.importance.get_param_importances(
-                results.study, evaluator=evaluator
-            )
-    except (ValueError, RuntimeError) as exc:
-        return None, f"could not be computed: {exc}"
-    series = pd.Series(importances, name="importance", dtype=float)
-    series.index.name = "parameter"
-    return series, "fANOVA (Optuna's FanovaImportanceEvaluator, seed 0) on the complete trials."

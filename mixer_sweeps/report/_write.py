@@ -6,14 +6,15 @@ A study's report goes to ``<results>/<study>/report/`` unless told otherwise: ``
 
 from __future__ import annotations
 
-import statistics
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import pandas as pd
 
-from mixer_sweeps.report._frame import trials_frame
+from mixer_sweeps.report._frame import OBJECTIVE, trials_frame
+from mixer_sweeps.report._importances import param_importances
 from mixer_sweeps.report._load import StudyResults, results_of
 from mixer_sweeps.report._plots import history_plot, study_plots
 from mixer_sweeps.report._render import Report, print_report, to_html, to_latex, to_markdown
@@ -22,11 +23,16 @@ from mixer_sweeps.report._tables import (
     ablation_tables,
     ci95,
     levels_frame,
-    param_importances,
     top_table,
 )
-from mixer_sweeps.study import best_trial, count_trials, format_params
-from mixer_sweeps.study._monitor import short_names
+from mixer_sweeps.study import (
+    best_trial,
+    count_trials,
+    describe_counts,
+    describe_search,
+    format_params,
+    short_names,
+)
 from mixer_sweeps.training import SPEC_FILE, atomic_write_text
 
 if TYPE_CHECKING:
@@ -34,7 +40,6 @@ if TYPE_CHECKING:
 
     from mixer_sweeps.study import StudyRun
 
-REPORT_DIR = "report"
 FORMATS = ("md", "csv", "latex", "html")
 _FILES = {"md": "report.md", "latex": "report.tex", "html": "report.html"}
 
@@ -52,32 +57,51 @@ def parse_formats(values: Sequence[str] | None) -> tuple[str, ...]:
     return tuple(f for f in FORMATS if f in chosen)
 
 
-def build_report(
-    results: StudyResults, out: Path, *, plots: bool = True
-) -> tuple[Report, pd.DataFrame]:
-    """The report of a study and its trials DataFrame; ``plots`` draws the plots into ``out``."""
-    frame = trials_frame(results)
-    importances, why = param_importances(results)
+@dataclass(frozen=True)
+class StudyData:
+    """What every view of a study is made from, computed once: the trials and importances."""
+
+    results: StudyResults
+    frame: pd.DataFrame
+    importances: pd.Series | None
+    importances_note: str
+    """Which method computed the importances, or why there are none."""
+
+
+def study_data(results: StudyResults) -> StudyData:
+    importances, note = param_importances(results)
+    return StudyData(results, trials_frame(results), importances, note)
+
+
+def build_report(data: StudyData, out: Path, *, plots: bool = True) -> Report:
+    """The report of a study; ``plots`` draws the plots into ``out``."""
+    results, frame, importances = data.results, data.frame, data.importances
     complete = (frame["state"] == "COMPLETE").any()
     tables = [top_table(results, frame)] if complete else []
     tables += ablation_tables(results, frame)
     if importances is not None:
-        tables.append(Table("importances", "Parameter importances", importances.to_frame(), why))
+        tables.append(
+            Table(
+                "importances",
+                "Parameter importances",
+                importances.to_frame(),
+                data.importances_note,
+            )
+        )
     drawn = []
     if plots:
         levels = levels_frame(results, frame)
-        drawn = study_plots(results, frame, levels, out, importances=importances is not None)
+        drawn = study_plots(results, frame, levels, out, importances=importances)
     summary = _summary(results, frame)
     if importances is None:
-        summary.append(f"parameter importances: {why}")
-    report = Report(
+        summary.append(f"parameter importances: {data.importances_note}")
+    return Report(
         title=f"Study {results.name}",
         summary=summary,
         tables=tables,
         plots=drawn,
         spec=_best_spec(results),
     )
-    return report, frame
 
 
 def write_report(
@@ -88,9 +112,21 @@ def write_report(
     console: Console | None = None,
 ) -> list[Path]:
     """Write the report of a study in ``formats``; returns the files written."""
-    out = Path(out) if out is not None else results.study_dir / REPORT_DIR
+    return write_study_report(study_data(results), out, formats=formats, console=console)
+
+
+def write_study_report(
+    data: StudyData,
+    out: Path | None = None,
+    *,
+    formats: Sequence[str] = FORMATS,
+    console: Console | None = None,
+) -> list[Path]:
+    """:func:`write_report` from a study's data computed already."""
+    out = Path(out) if out is not None else data.results.layout.report_dir
     out.mkdir(parents=True, exist_ok=True)
-    report, frame = build_report(results, out, plots="md" in formats or "html" in formats)
+    report = build_report(data, out, plots="md" in formats or "html" in formats)
+    frame = data.frame
     written = [p.path for p in report.plots]
     if "csv" in formats:
         report.data_file = "trials.csv"
@@ -141,9 +177,6 @@ def comparison_table(studies: Sequence[StudyResults]) -> Table:
     for results in studies:
         counts = count_trials(results.trials)
         best = best_trial(results.trials)
-        tests = (
-            [t for t in (best.user_attrs.get("test_accs") or []) if t is not None] if best else []
-        )
         names = short_names([d.path for d in results.space])
         rows.append(
             {
@@ -154,7 +187,7 @@ def comparison_table(studies: Sequence[StudyResults]) -> Table:
                 "failed": counts.failed,
                 "best val acc": best.value if best else None,
                 "best trial": best.number if best else None,
-                "best test acc": statistics.fmean(tests) if tests else None,
+                "best test acc": best.mean_test_acc if best else None,
                 "best params": format_params(best.params, names) if best else None,
             }
         )
@@ -165,18 +198,46 @@ def comparison_table(studies: Sequence[StudyResults]) -> Table:
 
 
 def report_run(run: StudyRun, console: Console) -> list[Path]:
-    """The end of ``sweeps run``: the study's report; a failure is a warning, never an error."""
-    if run.interrupted or run.fatal is not None or not run.trials:
+    """The end of ``sweeps run``: the study's report and its W&B study run, from one
+    :class:`StudyData`; a failure of either is a warning, never an error."""
+    if run.fatal is not None or not run.trials:
         return []
     try:
-        return write_report(results_of(run.study, run.study_dir), console=console)
+        data = study_data(results_of(run.study, run.study_dir))
+        written = [] if run.interrupted else write_study_report(data, console=console)
     except Exception as exc:
-        console.print(
-            f"warning: the report failed: {type(exc).__name__}: {exc}",
-            style="yellow",
-            markup=False,
-        )
+        _warn(console, f"the report failed: {type(exc).__name__}: {exc}")
         return []
+    try:
+        log_study_run(data)
+    except Exception as exc:
+        _warn(console, f"logging the study to W&B failed: {type(exc).__name__}: {exc}")
+    return written
+
+
+def log_study_run(data: StudyData) -> Path | None:
+    """The study as one W&B run: its trials table, importances and best trial."""
+    from mixer_sweeps.spec import RunSpec
+    from mixer_sweeps.tracking import log_study
+
+    results = data.results
+    best = best_trial(results.trials)
+    return log_study(
+        data.frame,
+        study_name=results.name,
+        objective=OBJECTIVE,
+        direction=results.study.direction.name.lower(),
+        importances={} if data.importances is None else data.importances.to_dict(),
+        best=None
+        if best is None
+        else {"number": best.number, "value": best.value, "params": dict(best.params)},
+        results_dir=results.study_dir,
+        spec=RunSpec.model_validate(results.study.user_attrs["base"]),
+    )
+
+
+def _warn(console: Console, message: str) -> None:
+    console.print(f"warning: {message}", style="yellow", markup=False)
 
 
 def _write_documents(report: Report, out: Path, formats: Sequence[str]) -> list[Path]:
@@ -198,22 +259,16 @@ def _print_written(console: Console, out: Path, written: list[Path]) -> None:
 
 def _summary(results: StudyResults, frame: pd.DataFrame) -> list[str]:
     counts = count_trials(results.trials)
-    line = (
-        f"{counts.finished} trials finished: {counts.complete} complete, {counts.pruned} pruned,"
-        f" {counts.failed} failed"
-    )
+    line = f"{counts.finished} trials finished: {describe_counts(counts)}"
     for n, what in ((counts.running, "running"), (counts.waiting, "queued")):
         if n:
             line += f"; {n} {what}"
     if counts.retried:
         line += f"; {counts.retried} abandoned attempts ran again"
     settings = results.settings
-    sampler, pruner = settings.get("sampler") or {}, settings.get("pruner") or {}
     seeds = results.replicates
     how = [
-        f"{sampler.get('type')} sampler"
-        + (f" (seed {sampler['seed']})" if sampler.get("seed") is not None else ""),
-        "no pruner" if pruner.get("type") == "none" else f"{pruner.get('type')} pruner",
+        describe_search(settings),
         f"{seeds} seed{'s' if seeds > 1 else ''} per configuration",
         f"objective: best {settings.get('metric', 'val_acc')}"
         + (" (mean over seeds)" if seeds > 1 else ""),
@@ -224,8 +279,7 @@ def _summary(results: StudyResults, frame: pd.DataFrame) -> list[str]:
         row = frame.set_index("number").loc[best.number]
         value = f"val acc {best.value:.4f}"
         if seeds > 1:
-            ci = ci95(best.user_attrs.get("best_val_accs") or [])
-            value += f" ± {ci:.4f} (95% CI over {seeds} seeds)"
+            value += f" ± {ci95(best.best_val_acc):.4f} (95% CI over {seeds} seeds)"
         details = [value]
         if pd.notna(row["test_acc"]):
             details.append(f"test acc {row['test_acc']:.4f}")

@@ -9,12 +9,14 @@ from mixer_sweeps.spec._load import (
     with_overrides,
 )
 from mixer_sweeps.spec._run import (
+    NAME_PATTERN,
     AugmentSpec,
     DataSpec,
     ModelSpec,
     OptimSpec,
     RandAugmentSpec,
     RunSpec,
+    SpecSection,
     TrackingSpec,
     TrainSpec,
     WandbSpec,
@@ -22,6 +24,7 @@ from mixer_sweeps.spec._run import (
 from mixer_sweeps.spec._yaml import YamlDocument, parse_yaml, read_yaml
 
 __all__ = [
+    "NAME_PATTERN",
     "AugmentSpec",
     "DataSpec",
     "FieldError",
@@ -31,6 +34,7 @@ __all__ = [
     "RandAugmentSpec",
     "RunSpec",
     "SpecError",
+    "SpecSection",
     "TrackingSpec",
     "TrainSpec",
     "WandbSpec",

@@ -17,11 +17,17 @@ from mixer_sweeps.spec._errors import FieldError
 DatasetName = Literal["cifar10", "cifar100", "digits", "synthetic"]
 
 
-class _Section(BaseModel):
+NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]*$"
+"""Run and study names: they become folder names and W&B run names."""
+
+
+class SpecSection(BaseModel):
+    """Base of every YAML section: frozen, unknown keys are errors, defaults validated."""
+
     model_config = ConfigDict(frozen=True, extra="forbid", validate_default=True)
 
 
-class DataSpec(_Section):
+class DataSpec(SpecSection):
     """Which images to train on and how the training set is split."""
 
     dataset: DatasetName = Field(
@@ -50,7 +56,7 @@ class DataSpec(_Section):
     )
 
 
-class ModelSpec(_Section):
+class ModelSpec(SpecSection):
     """MLP-Mixer shape. Name a `preset` or list every dimension; listed fields override a preset."""
 
     preset: str | None = Field(
@@ -82,7 +88,7 @@ class ModelSpec(_Section):
         return {**PRESETS[preset], **data}
 
 
-class RandAugmentSpec(_Section):
+class RandAugmentSpec(SpecSection):
     """RandAugment (Cubuk et al. 2020), drawn per image."""
 
     num_ops: int = Field(2, ge=1, description="Operations applied to each image.")
@@ -104,7 +110,7 @@ class RandAugmentSpec(_Section):
         return self
 
 
-class AugmentSpec(_Section):
+class AugmentSpec(SpecSection):
     """Training-time augmentation, applied to whole batches on the training device."""
 
     random_crop: bool = Field(True, description="Pad by `crop_padding`, then crop at random.")
@@ -128,7 +134,7 @@ class AugmentSpec(_Section):
     )
 
 
-class OptimSpec(_Section):
+class OptimSpec(SpecSection):
     """AdamW with linear warm-up then cosine decay, and early stopping on validation accuracy."""
 
     lr: float = Field(1e-3, gt=0.0, description="Peak learning rate, reached after warm-up.")
@@ -165,7 +171,7 @@ class OptimSpec(_Section):
         return self
 
 
-class TrainSpec(_Section):
+class TrainSpec(SpecSection):
     """Where and how the training loop runs."""
 
     device: Literal["auto", "cpu", "cuda"] = Field(
@@ -181,7 +187,7 @@ class TrainSpec(_Section):
     eval_batch_size: int = Field(1024, ge=1, description="Images per step when evaluating.")
 
 
-class WandbSpec(_Section):
+class WandbSpec(SpecSection):
     """Weights & Biases tracking. Never prompts; offline when there is no key."""
 
     mode: Literal["auto", "online", "offline", "disabled"] = Field(
@@ -193,17 +199,17 @@ class WandbSpec(_Section):
     tags: list[str] = Field(default_factory=list, description="Tags added to every run.")
 
 
-class TrackingSpec(_Section):
+class TrackingSpec(SpecSection):
     """Experiment trackers the run reports to."""
 
     wandb: WandbSpec = Field(default_factory=WandbSpec, description="Weights & Biases settings.")
 
 
-class RunSpec(_Section):
+class RunSpec(SpecSection):
     """One training run, fully described."""
 
     name: str = Field(
-        pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$",
+        pattern=NAME_PATTERN,
         max_length=128,
         description="Run name; results go to results/<name>/.",
     )

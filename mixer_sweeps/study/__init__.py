@@ -1,6 +1,20 @@
-"""Optuna studies over run specs: study files, the objective, storages and the runner."""
+"""Optuna studies over run specs: study files, the objective, storages and the runner.
+
+Modules, bottom up: ``_record`` (what a trial is), ``_layout`` (where a study keeps its files),
+``_space`` and ``_file`` (the study file), ``_algorithms`` (samplers, pruners), ``_storage``,
+``_locks`` and ``_recovery`` (dead workers' trials), ``_objective`` (one trial), ``_describe``
+and ``_monitor`` (text for people), ``_worker`` (the claim loop), ``_processes`` (supervising
+workers), ``_runner`` (one run of a study) and ``_summary``.
+"""
 
 from mixer_sweeps.study._algorithms import make_pruner, make_sampler, worker_seed
+from mixer_sweeps.study._describe import (
+    describe_counts,
+    describe_search,
+    format_params,
+    format_value,
+    short_names,
+)
 from mixer_sweeps.study._file import (
     PrunerSettings,
     SamplerSettings,
@@ -10,26 +24,24 @@ from mixer_sweeps.study._file import (
     load_study_file,
     parse_study_file,
 )
-from mixer_sweeps.study._monitor import (
-    StudyMonitor,
+from mixer_sweeps.study._layout import StudyLayout
+from mixer_sweeps.study._monitor import StudyMonitor
+from mixer_sweeps.study._objective import DataCache, Objective, PruningCallback, TrialAbandoned
+from mixer_sweeps.study._quiet import optuna_quiet
+from mixer_sweeps.study._record import (
+    TrialCounts,
+    TrialRecord,
     best_trial,
-    format_params,
-    print_summary,
-    trial_epochs,
-)
-from mixer_sweeps.study._objective import (
-    DataCache,
-    Interrupt,
-    Objective,
-    PruningCallback,
-    TrialAbandoned,
+    count_trials,
+    records,
+    retried_numbers,
 )
 from mixer_sweeps.study._recovery import (
-    TrialCounts,
+    MAX_RETRIES,
     WorkerLock,
-    count_trials,
     recover_abandoned_trials,
     requeue_trial,
+    worker_is_dead,
 )
 from mixer_sweeps.study._runner import StudyMismatchError, StudyRun, run_study
 from mixer_sweeps.study._space import Choices, Range, SearchSpace, choice_label
@@ -37,15 +49,17 @@ from mixer_sweeps.study._storage import (
     STORAGE_ENV,
     check_storage_url,
     describe_storage,
+    journal_path,
     open_storage,
     resolve_storage,
 )
+from mixer_sweeps.study._summary import print_summary
 
 __all__ = [
+    "MAX_RETRIES",
     "STORAGE_ENV",
     "Choices",
     "DataCache",
-    "Interrupt",
     "Objective",
     "PrunerSettings",
     "PruningCallback",
@@ -53,30 +67,40 @@ __all__ = [
     "SamplerSettings",
     "SearchSpace",
     "StudyFile",
+    "StudyLayout",
     "StudyMismatchError",
     "StudyMonitor",
     "StudyRun",
     "StudySettings",
     "TrialAbandoned",
     "TrialCounts",
+    "TrialRecord",
     "WorkerLock",
     "best_trial",
     "check_storage_url",
     "choice_label",
     "count_trials",
+    "describe_counts",
+    "describe_search",
     "describe_storage",
     "describe_study",
     "format_params",
+    "format_value",
+    "journal_path",
     "load_study_file",
     "make_pruner",
     "make_sampler",
     "open_storage",
+    "optuna_quiet",
     "parse_study_file",
     "print_summary",
     "recover_abandoned_trials",
+    "records",
     "requeue_trial",
     "resolve_storage",
+    "retried_numbers",
     "run_study",
-    "trial_epochs",
+    "short_names",
+    "worker_is_dead",
     "worker_seed",
 ]

@@ -31,18 +31,21 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, Field, model_validator
 
 from mixer_sweeps.spec import (
+    NAME_PATTERN,
     FieldError,
     Problem,
     RunSpec,
     SpecError,
+    SpecSection,
     YamlDocument,
     apply_overrides,
     read_yaml,
     validate_model,
 )
+from mixer_sweeps.study._describe import describe_budget, describe_search
 from mixer_sweeps.study._space import Choices, Range, SearchSpace
 
 SamplerType = Literal["tpe", "random", "grid", "cmaes", "qmc"]
@@ -52,11 +55,7 @@ PrunerType = Literal["median", "hyperband", "successive_halving", "none"]
 _RESERVED_PATHS = ("name",)
 
 
-class _Section(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid", validate_default=True)
-
-
-class SamplerSettings(_Section):
+class SamplerSettings(SpecSection):
     """How the next configuration is chosen."""
 
     type: SamplerType = Field(
@@ -92,7 +91,7 @@ class SamplerSettings(_Section):
         return self
 
 
-class PrunerSettings(_Section):
+class PrunerSettings(SpecSection):
     """When a lagging trial is stopped, judged on its per-epoch validation accuracy."""
 
     type: PrunerType = Field("median", description="median, hyperband, successive_halving, none.")
@@ -110,11 +109,11 @@ class PrunerSettings(_Section):
     )
 
 
-class StudySettings(_Section):
+class StudySettings(SpecSection):
     """The `study:` section."""
 
     name: str = Field(
-        pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$",
+        pattern=NAME_PATTERN,
         max_length=128,
         description="Study name in the storage; results go to <results>/<name>/.",
     )
@@ -160,14 +159,14 @@ class StudySettings(_Section):
     )
 
 
-class _StudyDocument(_Section):
+class _StudyDocument(SpecSection):
     study: dict[str, Any]
     space: dict[str, Any] = Field(min_length=1)
     fixed: dict[str, Any] = Field(default_factory=dict)
     run: dict[str, Any] | None = None
 
 
-class _Dimension(_Section):
+class _Dimension(SpecSection):
     choices: list[Any] | None = None
     low: int | float | None = None
     high: int | float | None = None
@@ -278,15 +277,11 @@ class StudyFile:
 def describe_study(study_file: StudyFile) -> str:
     """One line about a study, for ``sweeps validate``."""
     s = study_file.settings
-    budget = [] if study_file.n_trials is None else [f"{study_file.n_trials} trials"]
-    if s.timeout is not None:
-        budget.append(f"timeout {s.timeout:g} s")
     dims = len(study_file.space.dims)
     return (
         f"study {study_file.name}: {dims} dimension{'s' if dims != 1 else ''},"
-        f" {', '.join(budget)}, {s.sampler.type} sampler,"
-        f" {'no' if s.pruner.type == 'none' else s.pruner.type} pruner,"
-        f" base {study_file.base_spec.name}"
+        f" {describe_budget(study_file.n_trials, s.timeout)},"
+        f" {describe_search(s.model_dump())}, base {study_file.base_spec.name}"
     )
 
 

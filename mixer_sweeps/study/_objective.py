@@ -6,36 +6,29 @@ the other seeds only train once it has finished unpruned. Averaging per-epoch re
 would need every seed trained in lockstep; judging on one seed costs one seed's noise in the
 pruning decision and never trains a pruned configuration more than once.
 
-Each trial keeps, as user attrs: ``seeds``, ``best_val_accs``, ``test_accs``, ``epochs`` (per seed),
-``num_params``, ``seconds``, ``run_dir`` (relative to the study folder) and ``reason`` (how it
-ended; for a failure, the exception).
+What a trial keeps is a :class:`~mixer_sweeps.study._record.TrialRecord`, stored as user attrs.
 """
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
-import signal
 import statistics
-import threading
 import traceback
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
 import optuna
 from optuna.trial import FrozenTrial, TrialState
 
-from mixer_sweeps.data import DatasetSplits, DatasetUnavailable, load_dataset
+from mixer_sweeps._signals import Interrupt
+from mixer_sweeps.data import DatasetSplits, DatasetUnavailable, load_data
 from mixer_sweeps.spec import DataSpec, RunSpec, SpecError
+from mixer_sweeps.study import _record as attr
 from mixer_sweeps.study._file import StudyFile
-from mixer_sweeps.study._recovery import (
-    FIRST_ATTEMPT_ATTR,
-    REASON_ATTR,
-    RETRY_OF_ATTR,
-    WORKER_ATTR,
-)
+from mixer_sweeps.study._layout import StudyLayout
+from mixer_sweeps.study._record import TrialRecord
 from mixer_sweeps.tracking import make_trackers
 from mixer_sweeps.training import (
     CHECKPOINT_FILE,
@@ -49,11 +42,7 @@ from mixer_sweeps.training import (
     atomic_write_text,
 )
 
-TRIALS_DIR = "trials"
 ERROR_FILE = "error.txt"
-ABANDONED_ATTR = "abandoned"
-DUPLICATE_OF_ATTR = "duplicate_of"
-INTERRUPT_SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
 
 class TrialAbandoned(Exception):
@@ -61,61 +50,6 @@ class TrialAbandoned(Exception):
 
     Optuna records it as FAIL; the worker queues the same configuration again.
     """
-
-
-class Interrupt:
-    """Ctrl-C (or SIGTERM) in a worker: it stops training at once, elsewhere it asks to stop.
-
-    Optuna's storage writes and the claim of the next trial are never cut in half: outside
-    :meth:`armed` blocks a Ctrl-C is only recorded, and the worker loop stops at its next check.
-    Later Ctrl-Cs are ignored while the worker cleans up.
-    """
-
-    def __init__(self) -> None:
-        self.requested = False
-        self._armed = False
-
-    def handle(self, signum: int, frame: object) -> None:
-        if self.requested:
-            return
-        self.requested = True
-        if self._armed:
-            raise KeyboardInterrupt
-
-    @contextlib.contextmanager
-    def installed(self) -> Iterator[Interrupt]:
-        """Handle SIGINT and SIGTERM with this object in the block (main thread only)."""
-        if threading.current_thread() is not threading.main_thread():
-            yield self
-            return
-        previous = {s: signal.signal(s, self.handle) for s in INTERRUPT_SIGNALS}
-        try:
-            yield self
-        finally:
-            for s, handler in previous.items():
-                signal.signal(s, handler)
-
-    @contextlib.contextmanager
-    def armed(self) -> Iterator[None]:
-        """A Ctrl-C inside the block raises KeyboardInterrupt there."""
-        if self.requested:
-            raise KeyboardInterrupt
-        self._armed = True
-        try:
-            yield
-        finally:
-            self._armed = False
-
-    @contextlib.contextmanager
-    def paused(self) -> Iterator[None]:
-        """Inside an armed block: hold a Ctrl-C back until the block ends."""
-        armed, self._armed = self._armed, False
-        try:
-            yield
-        finally:
-            self._armed = armed
-        if armed and self.requested:
-            raise KeyboardInterrupt
 
 
 class PruningCallback(Callback):
@@ -153,13 +87,7 @@ class DataCache:
 
     def get(self, data: DataSpec) -> DatasetSplits:
         if data not in self._splits:
-            self._splits[data] = load_dataset(
-                data.dataset,
-                root=data.root,
-                val_size=data.val_size,
-                split_seed=data.split_seed,
-                download=data.download,
-            )
+            self._splits[data] = load_data(data)
         return self._splits[data]
 
 
@@ -168,7 +96,7 @@ class Objective:
 
     Args:
         study_file: the study.
-        study_dir: ``<results>/<name>``; trial ``n`` writes to ``trials/<n>/`` in it.
+        layout: the study's folder; trial ``n`` writes to ``trials/<n>/`` in it.
         data: the worker's dataset cache.
         worker: the worker's id (see :class:`~mixer_sweeps.study._recovery.WorkerLock`).
         interrupt: the worker's SIGINT state.
@@ -181,7 +109,7 @@ class Objective:
         self,
         study_file: StudyFile,
         *,
-        study_dir: Path,
+        layout: StudyLayout,
         data: DataCache,
         worker: dict[str, Any],
         interrupt: Interrupt,
@@ -189,7 +117,7 @@ class Objective:
         callbacks: Sequence[Callback] = (),
     ) -> None:
         self.study_file = study_file
-        self.study_dir = study_dir
+        self.layout = layout
         self.data = data
         self.worker = worker
         self.interrupt = interrupt
@@ -199,9 +127,9 @@ class Objective:
         """Set when no trial of this worker can succeed (the dataset is missing)."""
 
     def __call__(self, trial: optuna.Trial) -> float:
-        trial.set_user_attr(WORKER_ATTR, self.worker)
-        trial_dir = self.study_dir / TRIALS_DIR / str(trial.number)
-        trial.set_user_attr("run_dir", f"{TRIALS_DIR}/{trial.number}")
+        trial.set_user_attr(attr.WORKER, self.worker)
+        trial.set_user_attr(attr.RUN_DIR, self.layout.run_dir(trial.number))
+        trial_dir = self.layout.trial_dir(trial.number)
         try:
             params = self.study_file.space.suggest(trial)
             self.on_suggested()
@@ -210,7 +138,7 @@ class Objective:
                 if twin is not None:
                     return _reuse(trial, twin)
             with self.interrupt.armed():
-                return self._train(trial, params, trial_dir)
+                return self._train(trial, params)
         except optuna.TrialPruned:
             raise
         except KeyboardInterrupt:
@@ -222,55 +150,54 @@ class Objective:
             raise TrialAbandoned(str(exc)) from None
         except SpecError as exc:
             problems = "; ".join(str(p) for p in exc.problems)
-            trial.set_user_attr(REASON_ATTR, f"invalid run spec: {problems}")
+            trial.set_user_attr(attr.REASON, f"invalid run spec: {problems}")
             raise
         except Exception as exc:
-            trial.set_user_attr(REASON_ATTR, f"{type(exc).__name__}: {exc}")
+            trial.set_user_attr(attr.REASON, f"{type(exc).__name__}: {exc}")
             trial_dir.mkdir(parents=True, exist_ok=True)
             atomic_write_text(trial_dir / ERROR_FILE, traceback.format_exc())
             raise
 
     def _abandon(self, trial: optuna.Trial, reason: str) -> None:
-        trial.set_user_attr(ABANDONED_ATTR, True)
-        trial.set_user_attr(REASON_ATTR, reason)
+        trial.set_user_attr(attr.ABANDONED, True)
+        trial.set_user_attr(attr.REASON, reason)
 
-    def _train(self, trial: optuna.Trial, params: dict[str, Any], trial_dir: Path) -> float:
+    def _train(self, trial: optuna.Trial, params: dict[str, Any]) -> float:
         study_file = self.study_file
         overrides = study_file.space.overrides(params)
         seeds = study_file.seeds
         replicated = len(seeds) > 1
         # A configuration queued again keeps the name of its first attempt: a checkpoint only
         # resumes under the very same spec.
-        first = trial.user_attrs.get(FIRST_ATTEMPT_ATTR, trial.number)
-        previous = trial.user_attrs.get(RETRY_OF_ATTR)
+        first = trial.user_attrs.get(attr.FIRST_ATTEMPT, trial.number)
+        previous = trial.user_attrs.get(attr.RETRY_OF)
         results: list[TrainResult] = []
         for i, seed in enumerate(seeds):
             name = f"{study_file.name}-{first}" + (f"-seed{seed}" if replicated else "")
             spec = study_file.trial_spec(overrides, name=name, seed=seed if replicated else None)
-            seed_dir = f"seed-{seed}" if replicated else ""
-            run_dir = trial_dir / seed_dir
-            callbacks = list(self.callbacks)
-            if i == 0:
-                prune = study_file.settings.pruner.type != "none"
-                callbacks.insert(0, PruningCallback(trial, prune=prune, interrupt=self.interrupt))
-            trackers = make_trackers(
+            run_seed = seed if replicated else None
+            # Trackers first: an epoch is logged before a held Ctrl-C can end the run.
+            callbacks = make_trackers(
                 spec,
-                results_dir=self.study_dir,
+                results_dir=self.layout.root,
                 study_name=study_file.name,
                 trial_number=trial.number,
                 params=params,
             )
+            if i == 0:
+                prune = study_file.settings.pruner.type != "none"
+                callbacks.append(PruningCallback(trial, prune=prune, interrupt=self.interrupt))
+            callbacks += self.callbacks
             resume_from = None
             if previous is not None:
-                resume_from = self.study_dir / TRIALS_DIR / str(previous) / seed_dir
+                resume_from = self.layout.trial_dir(previous, run_seed)
             trainer = self._trainer(
                 trial,
                 spec,
-                run_dir,
+                self.layout.trial_dir(trial.number, run_seed),
                 resume_from,
                 data=self.data.get(spec.data),
                 callbacks=callbacks,
-                trackers=trackers,
             )
             result = trainer.fit()
             results.append(result)
@@ -282,7 +209,7 @@ class Objective:
         with self.interrupt.paused():
             _record(trial, seeds, results, results[0].reason)
         if replicated:
-            _write_replicate_metrics(trial_dir, seeds, results, value)
+            _write_replicate_metrics(self.layout.trial_dir(trial.number), seeds, results, value)
         return value
 
     def _trainer(
@@ -306,9 +233,9 @@ class Objective:
             except CheckpointError:
                 pass
             else:
-                resumed = {"trial": trial.user_attrs[RETRY_OF_ATTR], "epoch": trainer.epoch}
+                resumed = {"trial": trial.user_attrs[attr.RETRY_OF], "epoch": trainer.epoch}
                 with self.interrupt.paused():
-                    trial.set_user_attr("resumed", resumed)
+                    trial.set_user_attr(attr.RESUMED, resumed)
                 return trainer
         return Trainer(spec, run_dir=run_dir, **kwargs)
 
@@ -322,28 +249,38 @@ def _finished_twin(trial: optuna.Trial, params: dict[str, Any]) -> FrozenTrial |
 
 def _reuse(trial: optuna.Trial, twin: FrozenTrial) -> float:
     """End ``trial`` as its finished ``twin`` (same params) ended, without training."""
-    trial.set_user_attr(DUPLICATE_OF_ATTR, twin.number)
-    trial.set_user_attr("run_dir", twin.user_attrs.get("run_dir"))
-    trial.set_user_attr("epochs", [])
-    reason = f"same configuration as trial {twin.number}, not trained again"
-    trial.set_user_attr(REASON_ATTR, reason)
+    record = TrialRecord(
+        number=trial.number,
+        state=twin.state,
+        run_dir=TrialRecord.from_trial(twin).run_dir,
+        duplicate_of=twin.number,
+        reason=f"same configuration as trial {twin.number}, not trained again",
+    )
+    _store(trial, record)
     if twin.state == TrialState.PRUNED:
-        raise optuna.TrialPruned(reason)
+        raise optuna.TrialPruned(record.reason)
     assert twin.value is not None
     return twin.value
 
 
 def _record(trial: optuna.Trial, seeds: list[int], results: list[TrainResult], reason: str) -> None:
-    best = [r.best_val_acc for r in results]
-    trial.set_user_attr("seeds", seeds[: len(results)])
-    trial.set_user_attr("best_val_accs", best)
-    trial.set_user_attr("test_accs", [r.test_acc for r in results])
-    trial.set_user_attr("epochs", [r.epochs_run for r in results])
-    trial.set_user_attr("num_params", results[0].num_params)
-    trial.set_user_attr("seconds", round(sum(r.seconds for r in results), 3))
-    if len(best) > 1:
-        trial.set_user_attr("best_val_acc_std", statistics.stdev(best))
-    trial.set_user_attr(REASON_ATTR, reason)
+    record = TrialRecord(
+        number=trial.number,
+        state=TrialState.RUNNING,
+        seeds=tuple(seeds[: len(results)]),
+        best_val_acc=tuple(r.best_val_acc for r in results),
+        test_acc=tuple(r.test_acc for r in results),
+        epochs=tuple(r.epochs_run for r in results),
+        num_params=results[0].num_params,
+        seconds=round(sum(r.seconds for r in results), 3),
+        reason=reason,
+    )
+    _store(trial, record)
+
+
+def _store(trial: optuna.Trial, record: TrialRecord) -> None:
+    for key, value in record.to_attrs().items():
+        trial.set_user_attr(key, value)
 
 
 def _spread(values: list[float | None], seeds: list[int]) -> dict[str, Any]:
@@ -364,7 +301,7 @@ def _write_replicate_metrics(
         "replicates": len(results),
         "best_val_acc": _spread([r.best_val_acc for r in results], seeds),
         "test_acc": _spread([r.test_acc for r in results], seeds),
-        "params": results[0].num_params,
+        "num_params": results[0].num_params,
         "epochs": {str(s): r.epochs_run for s, r in zip(seeds, results, strict=True)},
         "seconds": round(sum(r.seconds for r in results), 3),
     }

@@ -150,3 +150,21 @@ class SearchSpace:
     def describe(self) -> dict[str, dict[str, Any]]:
         """JSON-ready description (stored with the study, used for its fingerprint)."""
         return {dim.path: dim.describe() for dim in self.dims}
+
+    @classmethod
+    def from_description(cls, described: dict[str, dict[str, Any]]) -> SearchSpace:
+        """The space that :meth:`describe` described (as stored with a study)."""
+        return cls(tuple(_dimension(path, d) for path, d in described.items()))
+
+
+def _dimension(path: str, described: dict[str, Any]) -> Dimension:
+    if "choices" in described:
+        return Choices(path, tuple(described["choices"]))
+    return Range(
+        path,
+        described["low"],
+        described["high"],
+        log=described.get("log", False),
+        step=described.get("step"),
+        integer=described.get("type") == "int",
+    )

@@ -23,10 +23,10 @@ from optuna.exceptions import ExperimentalWarning
 from optuna.storages import BaseStorage, RDBStorage
 from optuna.storages.journal import JournalFileBackend, JournalStorage
 
+from mixer_sweeps.study._layout import StudyLayout
 from mixer_sweeps.study._recovery import requeue_trial
 
 STORAGE_ENV = "SWEEPS_STORAGE"
-JOURNAL_FILE = "study.journal"
 HEARTBEAT_INTERVAL_ENV = "SWEEPS_HEARTBEAT_INTERVAL_S"
 HEARTBEAT_GRACE_ENV = "SWEEPS_HEARTBEAT_GRACE_S"
 HEARTBEAT_INTERVAL_S = 30
@@ -59,7 +59,7 @@ def check_storage_url(url: str | None) -> None:
 def journal_path(url: str | None, study_dir: Path) -> Path | None:
     """The journal file a storage URL names (the default one for None); None for RDB URLs."""
     if url is None:
-        return study_dir / JOURNAL_FILE
+        return StudyLayout(study_dir).journal
     if url.startswith(_JOURNAL_PREFIX):
         return Path(url.removeprefix(_JOURNAL_PREFIX)).expanduser()
     return None

@@ -1,20 +1,21 @@
-"""Trackers: where a run reports its progress (in memory, Weights & Biases)."""
+"""Trackers: training callbacks that tell a run's story elsewhere (in memory, Weights & Biases).
 
-from mixer_sweeps.tracking._base import MemoryTracker, Tracker
+A tracker is a :class:`~mixer_sweeps.training.Callback`; :func:`make_trackers` picks a run's
+trackers from its spec, and the caller hands them to the trainer with its other callbacks.
+Besides runs: :func:`log_study` logs a whole study as one W&B run, :func:`offline_runs` finds
+the offline runs ``sweeps sync`` uploads. Importing this package does not import wandb.
+"""
+
 from mixer_sweeps.tracking._factory import make_trackers
-from mixer_sweeps.tracking._wandb import (
-    TrackingWarning,
-    WandbTracker,
-    has_wandb_credentials,
-    log_study,
-    offline_runs,
-    resolve_mode,
-    trials_table,
-)
+from mixer_sweeps.tracking._guard import TrackingWarning
+from mixer_sweeps.tracking._memory import MemoryTracker
+from mixer_sweeps.tracking._mode import has_wandb_credentials, resolve_mode
+from mixer_sweeps.tracking._offline import offline_runs
+from mixer_sweeps.tracking._study_log import log_study
+from mixer_sweeps.tracking._wandb_tracker import WandbTracker
 
 __all__ = [
     "MemoryTracker",
-    "Tracker",
     "TrackingWarning",
     "WandbTracker",
     "has_wandb_credentials",
@@ -22,5 +23,4 @@ __all__ = [
     "make_trackers",
     "offline_runs",
     "resolve_mode",
-    "trials_table",
 ]

@@ -5,10 +5,12 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from mixer_sweeps.tracking._base import Tracker
+from mixer_sweeps.tracking._mode import resolve_mode
+from mixer_sweeps.tracking._wandb_tracker import WandbTracker
 
 if TYPE_CHECKING:
     from mixer_sweeps.spec import RunSpec
+    from mixer_sweeps.training import Callback
 
 
 def make_trackers(
@@ -18,16 +20,16 @@ def make_trackers(
     study_name: str | None = None,
     trial_number: int | None = None,
     params: dict[str, Any] | None = None,
-) -> list[Tracker]:
+) -> list[Callback]:
     """Trackers for one run: a standalone ``sweeps train`` run or one trial of a study.
+
+    They are trainer callbacks: pass them to the trainer with the run's other callbacks.
 
     ``results_dir`` is the study's (or the run's) results folder; trackers keep their files
     under it (W&B: ``results_dir/wandb``). A trial's W&B run is grouped by study and named
     ``<study>-<trial number>``; a standalone run is grouped and named by the spec's name.
     """
-    from mixer_sweeps.tracking._wandb import WandbTracker, resolve_mode
-
-    trackers: list[Tracker] = []
+    trackers: list[Callback] = []
     wandb_spec = spec.tracking.wandb
     mode = resolve_mode(wandb_spec.mode)
     if mode != "disabled":

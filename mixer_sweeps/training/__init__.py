@@ -1,5 +1,12 @@
 """The shared trainer, its callbacks and the records it produces."""
 
+from mixer_sweeps.training._build import (
+    build_augment,
+    build_model,
+    build_optimizer,
+    warmup_cosine,
+)
+from mixer_sweeps.training._callbacks import Callback, TrainerView
 from mixer_sweeps.training._checkpoint import (
     BEST_WEIGHTS_FILE,
     CHECKPOINT_FILE,
@@ -18,12 +25,10 @@ from mixer_sweeps.training._outputs import (
 )
 from mixer_sweeps.training._records import HISTORY_COLUMNS, EpochRecord, Stop, TrainResult
 from mixer_sweeps.training._trainer import (
-    Callback,
     NonFiniteLossError,
     Trainer,
     resolve_device,
     seed_everything,
-    warmup_cosine,
 )
 
 __all__ = [
@@ -43,8 +48,12 @@ __all__ = [
     "Stop",
     "TrainResult",
     "Trainer",
+    "TrainerView",
     "atomic_write_bytes",
     "atomic_write_text",
+    "build_augment",
+    "build_model",
+    "build_optimizer",
     "resolve_device",
     "seed_everything",
     "spec_to_yaml",

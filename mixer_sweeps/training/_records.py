@@ -65,7 +65,7 @@ class TrainResult:
             "best_epoch": self.best_epoch,
             "test_acc": self.test_acc,
             "test_loss": self.test_loss,
-            "params": self.num_params,
+            "num_params": self.num_params,
             "epochs": self.epochs_run,
             "seconds": round(self.seconds, 3),
             **self.extra,

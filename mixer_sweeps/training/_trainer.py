@@ -5,8 +5,8 @@ soft-target (label-smoothed, mixed) cross-entropy, batch augmentation on the tra
 early stopping on validation accuracy, and the best-validation weights used for the test number.
 
 The whole dataset sits on the training device as uint8 and batches are cut by indexing, so no
-DataLoader worker or PIL image is involved. The trainer knows nothing of Optuna or W&B: pruning
-is a :class:`Callback` and W&B is a :class:`~mixer_sweeps.tracking.Tracker`.
+DataLoader worker or PIL image is involved. The trainer knows nothing of Optuna or W&B: pruning,
+progress display and trackers are all :class:`~mixer_sweeps.training.Callback` objects.
 """
 
 from __future__ import annotations
@@ -24,11 +24,11 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from mixer_sweeps.data import BatchAugment, DatasetSplits, load_dataset, normalize
-from mixer_sweeps.models import MlpMixer
+from mixer_sweeps.data import DatasetSplits, load_data, normalize
 from mixer_sweeps.spec import RunSpec
-from mixer_sweeps.tracking import Tracker
 from mixer_sweeps.training import _outputs as outputs
+from mixer_sweeps.training._build import build_augment, build_model, build_optimizer
+from mixer_sweeps.training._callbacks import Callback
 from mixer_sweeps.training._checkpoint import (
     BEST_WEIGHTS_FILE,
     CHECKPOINT_FILE,
@@ -39,24 +39,11 @@ from mixer_sweeps.training._checkpoint import (
     save_checkpoint,
     set_rng_state,
 )
-from mixer_sweeps.training._records import EpochRecord, Stop, TrainResult
+from mixer_sweeps.training._records import EpochRecord, TrainResult
 
 
 class NonFiniteLossError(RuntimeError):
     """The training loss became NaN or infinite."""
-
-
-class Callback:
-    """Hooks into the training loop. ``on_epoch_end`` may return a :class:`Stop`."""
-
-    def on_fit_start(self, trainer: Trainer) -> None:
-        pass
-
-    def on_epoch_end(self, trainer: Trainer, record: EpochRecord) -> Stop | None:
-        return None
-
-    def on_fit_end(self, trainer: Trainer, result: TrainResult) -> None:
-        pass
 
 
 def resolve_device(name: str) -> torch.device:
@@ -73,14 +60,6 @@ def seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
 
 
-def warmup_cosine(step: int, *, warmup_steps: int, total_steps: int, min_ratio: float) -> float:
-    """LR multiplier: linear warm-up to 1, then cosine decay to ``min_ratio`` at ``total_steps``."""
-    if step < warmup_steps:
-        return (step + 1) / warmup_steps
-    progress = min(1.0, (step - warmup_steps) / max(1, total_steps - warmup_steps))
-    return min_ratio + (1.0 - min_ratio) * 0.5 * (1.0 + math.cos(math.pi * progress))
-
-
 def soft_cross_entropy(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
     return torch.sum(-targets * F.log_softmax(logits.float(), dim=-1), dim=-1).mean()
 
@@ -92,8 +71,8 @@ class Trainer:
         spec: the run.
         data: the dataset splits; loaded from ``spec.data`` when omitted (studies pass one
             copy to all their trials).
-        callbacks: hooks, e.g. early stopping by a pruner.
-        trackers: receivers of the run's story.
+        callbacks: everything that hears the run (a pruner, a progress display, trackers),
+            called in list order for each event (see :class:`Callback`).
         run_dir: where the resolved spec, ``history.csv``, ``metrics.json``, ``curves.png`` and
             the per-epoch checkpoint go; nothing is written when omitted.
         resume: continue from the checkpoint in ``run_dir`` (made with the same spec).
@@ -105,69 +84,26 @@ class Trainer:
         *,
         data: DatasetSplits | None = None,
         callbacks: Sequence[Callback] = (),
-        trackers: Sequence[Tracker] = (),
         run_dir: Path | None = None,
         resume: bool = False,
     ) -> None:
         self.spec = spec
         self.run_dir = run_dir
         self.callbacks = list(callbacks)
-        self.trackers = list(trackers)
         self.device = resolve_device(spec.train.device)
         if spec.train.threads is not None:
             torch.set_num_threads(spec.train.threads)
-        self.data = (data or self._load_data()).to(self.device)
+        self.data = (data or load_data(spec.data)).to(self.device)
         info = self.data.info
 
         seed_everything(spec.seed)
-        m = spec.model
-        self.model = MlpMixer(
-            num_classes=info.num_classes,
-            image_size=info.image_size,
-            in_channels=info.in_channels,
-            patch_size=m.patch_size,
-            embed_dim=m.embed_dim,
-            depth=m.depth,
-            token_mlp_dim=m.token_mlp_dim,
-            channel_mlp_dim=m.channel_mlp_dim,
-            dropout=m.dropout,
-            drop_path=m.drop_path,
-        ).to(self.device)
+        self.model = build_model(spec.model, info).to(self.device)
         self.num_params = sum(p.numel() for p in self.model.parameters())
         self.forward = torch.compile(self.model) if spec.train.compile else self.model
-
-        a = spec.augment
-        self.augment = BatchAugment(
-            num_classes=info.num_classes,
-            random_crop=a.random_crop,
-            crop_padding=a.crop_padding,
-            hflip=a.hflip,
-            randaugment_num_ops=a.randaugment.num_ops if a.randaugment else None,
-            randaugment_magnitude=a.randaugment.magnitude if a.randaugment else 0,
-            randaugment_num_magnitude_bins=a.randaugment.num_magnitude_bins
-            if a.randaugment
-            else 31,
-            random_erasing=a.random_erasing,
-            mixup_alpha=a.mixup_alpha,
-            cutmix_alpha=a.cutmix_alpha,
-            label_smoothing=a.label_smoothing,
-            mean=info.mean,
-            std=info.std,
-        )
-
-        o = spec.optim
-        self.steps_per_epoch = math.ceil(len(self.data.train) / o.batch_size)
-        self.optimizer = torch.optim.AdamW(
-            self._param_groups(o.weight_decay), lr=o.lr, weight_decay=o.weight_decay
-        )
-        total_steps = o.epochs * self.steps_per_epoch
-        warmup_steps = round(o.warmup_epochs * self.steps_per_epoch)
-        min_ratio = o.min_lr / o.lr
-        self.scheduler = torch.optim.lr_scheduler.LambdaLR(
-            self.optimizer,
-            lambda step: warmup_cosine(
-                step, warmup_steps=warmup_steps, total_steps=total_steps, min_ratio=min_ratio
-            ),
+        self.augment = build_augment(spec.augment, info)
+        self.steps_per_epoch = math.ceil(len(self.data.train) / spec.optim.batch_size)
+        self.optimizer, self.scheduler = build_optimizer(
+            spec.optim, self.model, steps_per_epoch=self.steps_per_epoch
         )
         use_bf16 = spec.train.precision == "bf16" or (
             spec.train.precision == "auto" and self.device.type == "cuda"
@@ -192,40 +128,21 @@ class Trainer:
                 raise ValueError("resume needs a run_dir to find the checkpoint in")
             self.load_state_dict(load_checkpoint(run_dir / CHECKPOINT_FILE))
 
-    def _load_data(self) -> DatasetSplits:
-        d = self.spec.data
-        return load_dataset(
-            d.dataset,
-            root=d.root,
-            val_size=d.val_size,
-            split_seed=d.split_seed,
-            download=d.download,
-        )
-
-    def _param_groups(self, weight_decay: float) -> list[dict[str, Any]]:
-        # Biases and LayerNorm gains are not decayed (as in the paper's and timm's recipes).
-        decay = [p for p in self.model.parameters() if p.ndim > 1]
-        no_decay = [p for p in self.model.parameters() if p.ndim <= 1]
-        return [
-            {"params": decay, "weight_decay": weight_decay},
-            {"params": no_decay, "weight_decay": 0.0},
-        ]
-
     def fit(self) -> TrainResult:
-        """Train until the epochs run out, early stopping fires or a callback stops the run."""
+        """Train until the epochs run out, early stopping fires or a callback stops the run.
+
+        Effects, in order: ``spec.yaml``; ``on_fit_start``; per epoch ``history.csv``, the
+        checkpoint and ``on_epoch_end``; then ``metrics.json``, ``best.pt``, ``curves.png`` and
+        ``on_image``; ``on_fit_end`` last. An exception from a hook or the loop reaches every
+        callback's ``on_fit_error`` and is raised again.
+        """
         started = time.perf_counter()
         if self.epoch == 0:
             # Batch order and augmentation draw from a stream that does not depend on what
             # happened between construction and fit (another trainer built in between, say).
             seed_everything(self.spec.seed)
-        meta = {"params": self.num_params, "device": str(self.device)}
         if self.run_dir is not None:
             outputs.write_spec(self.run_dir, self.spec)
-        for tracker in self.trackers:
-            tracker.start(self.spec, run_dir=self.run_dir, meta=meta)
-            # A resumed run tells each tracker the whole story, not just the part after resuming.
-            for record in self.history:
-                tracker.log_epoch(record)
         try:
             for callback in self.callbacks:
                 callback.on_fit_start(self)
@@ -233,12 +150,9 @@ class Trainer:
             result = self._finish(state, reason, time.perf_counter() - started)
         except BaseException as exc:
             state = "stopped" if isinstance(exc, KeyboardInterrupt) else "failed"
-            summary = {"params": self.num_params, "epochs": self.epoch}
-            for tracker in self.trackers:
-                tracker.finish(summary, state=state, reason=f"{type(exc).__name__}: {exc}")
+            for callback in self.callbacks:
+                callback.on_fit_error(self, state, f"{type(exc).__name__}: {exc}")
             raise
-        for callback in self.callbacks:
-            callback.on_fit_end(self, result)
         if self.run_dir is not None:
             outputs.write_metrics(self.run_dir, result)
             if self.best_state is not None:
@@ -246,18 +160,17 @@ class Trainer:
             # A finished run has nothing to resume; its best weights are in best.pt.
             (self.run_dir / CHECKPOINT_FILE).unlink(missing_ok=True)
             curves = outputs.plot_curves(self.run_dir, self.history, title=self.spec.name)
-            for tracker in self.trackers:
-                tracker.log_image("curves", curves)
-        for tracker in self.trackers:
-            tracker.finish(result.metrics(), state=result.state, reason=result.reason)
+            for callback in self.callbacks:
+                callback.on_image(self, "curves", curves)
+        for callback in self.callbacks:
+            callback.on_fit_end(self, result)
         return result
 
     def _loop(self) -> tuple[str, str]:
         o = self.spec.optim
         while self.epoch < o.epochs:
             record = self.run_epoch()
-            for tracker in self.trackers:
-                tracker.log_epoch(record)
+            # Every callback hears the epoch, also those after one that stops the run.
             stops = [cb.on_epoch_end(self, record) for cb in self.callbacks]
             stop = next((s for s in stops if s is not None), None)
             if stop is not None:

@@ -1,0 +1,60 @@
+"""A study told in words: the sentences that the runner, the live display, ``sweeps run``'s
+summary, ``sweeps validate`` and the report share, so each is written once."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from mixer_sweeps.study._record import TrialCounts, TrialRecord
+
+
+def describe_search(settings: Mapping[str, Any]) -> str:
+    """``tpe sampler (seed 0), median pruner`` from a ``study:`` section (model or dict)."""
+    sampler, pruner = dict(settings.get("sampler") or {}), dict(settings.get("pruner") or {})
+    text = f"{sampler.get('type')} sampler"
+    if sampler.get("seed") is not None:
+        text += f" (seed {sampler['seed']})"
+    kind = pruner.get("type")
+    return text + (", no pruner" if kind in (None, "none") else f", {kind} pruner")
+
+
+def describe_budget(n_trials: int | None, timeout: float | None) -> str:
+    """``16 trials, timeout 600 s``."""
+    budget = [] if n_trials is None else [f"{n_trials} trials"]
+    if timeout is not None:
+        budget.append(f"timeout {timeout:g} s")
+    return ", ".join(budget)
+
+
+def describe_counts(counts: TrialCounts) -> str:
+    """``11 complete, 5 pruned, 0 failed``."""
+    return f"{counts.complete} complete, {counts.pruned} pruned, {counts.failed} failed"
+
+
+def short_names(paths: Sequence[str]) -> dict[str, str]:
+    """Dotted paths by their last part where that is unambiguous (``optim.lr`` -> ``lr``)."""
+    last = [p.rsplit(".", 1)[-1] for p in paths]
+    return {p: (s if last.count(s) == 1 else p) for p, s in zip(paths, last, strict=True)}
+
+
+def format_value(value: Any) -> str:
+    if isinstance(value, float):
+        return f"{value:.4g}"
+    return str(value)
+
+
+def format_params(params: Mapping[str, Any], names: Mapping[str, str] | None = None) -> str:
+    names = names or {}
+    return "  ".join(f"{names.get(k, k)}={format_value(v)}" for k, v in params.items())
+
+
+def format_outcome(trial: TrialRecord) -> str:
+    """How a finished trial ended: ``0.9512   12 ep   34.5 s``, its failure, or its twin."""
+    value = "-" if trial.value is None else f"{trial.value:.4f}"
+    if trial.state.name == "FAIL":
+        return trial.reason or "failed"
+    if trial.duplicate_of is not None:
+        return f"{value}  as trial {trial.duplicate_of} (same configuration, not trained again)"
+    took = f"{trial.seconds:6.1f} s" if isinstance(trial.seconds, int | float) else ""
+    return f"{value}  {trial.epochs_trained:>3} ep {took}"

@@ -1,0 +1,199 @@
+"""What a trial is, typed: the one record that the objective writes and every reader reads.
+
+Optuna keeps a trial's outcome as string-keyed user attrs; this module is the only place that
+knows those keys. The objective stores a :class:`TrialRecord`'s :meth:`~TrialRecord.to_attrs`,
+and the live display, ``sweeps run``'s summary, the report and its CSV read trials back with
+:meth:`TrialRecord.from_trial`. Each quantity keeps one name from the epoch loop to the report's
+column header: ``val_acc`` per epoch, ``best_val_acc`` per run (a tuple over the replicate seeds
+here), ``test_acc``, ``num_params``, ``epochs``, ``seconds``.
+
+Re-queued trials carry the ``failed_trial`` / ``retry_history`` system attrs of
+:class:`optuna.storages.RetryHeartbeatStaleTrialCallback`, so that Optuna's own heartbeat and this
+project's recovery write the same links.
+"""
+
+from __future__ import annotations
+
+import datetime
+import statistics
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from optuna.trial import FrozenTrial, TrialState
+
+WORKER = "worker"
+RUN_DIR = "run_dir"
+REASON = "reason"
+SEEDS = "seeds"
+BEST_VAL_ACC = "best_val_acc"
+TEST_ACC = "test_acc"
+EPOCHS = "epochs"
+NUM_PARAMS = "num_params"
+SECONDS = "seconds"
+RETRY_OF = "retry_of"
+FIRST_ATTEMPT = "first_attempt"
+DUPLICATE_OF = "duplicate_of"
+RESUMED = "resumed"
+ABANDONED = "abandoned"
+RETRY_HISTORY = "retry_history"
+"""System attr: the numbers of the failed attempts of this trial's configuration."""
+FAILED_TRIAL = "failed_trial"
+"""System attr: the number of the first attempt of this trial's configuration."""
+
+
+@dataclass(frozen=True)
+class TrialRecord:
+    """One trial of a study: its configuration, what its runs reached, and how it ended.
+
+    Per-seed fields (``seeds``, ``best_val_acc``, ``test_acc``, ``epochs``) hold one entry per
+    replicate run that finished, in seed order; a plain study has one seed.
+    """
+
+    number: int
+    state: TrialState
+    params: Mapping[str, Any] = field(default_factory=dict)
+    value: float | None = None
+    """The objective Optuna stores: the mean of ``best_val_acc`` for a complete trial."""
+    seeds: tuple[int, ...] = ()
+    best_val_acc: tuple[float, ...] = ()
+    test_acc: tuple[float | None, ...] = ()
+    """None for a run that was not tested (pruned runs never see the test split)."""
+    epochs: tuple[int, ...] = ()
+    num_params: int | None = None
+    seconds: float | None = None
+    reason: str = ""
+    """How the trial ended, for people; for a failure, the exception."""
+    run_dir: str | None = None
+    """The trial's folder, relative to the study folder (a duplicate points at its twin's)."""
+    worker: Mapping[str, Any] | None = None
+    retry_of: int | None = None
+    """The failed attempt whose checkpoint this trial continues."""
+    first_attempt: int | None = None
+    duplicate_of: int | None = None
+    """The finished trial with the same configuration whose result this one reuses."""
+    resumed: Mapping[str, Any] | None = None
+    abandoned: bool = False
+    """Stopped for a reason that is not its configuration's fault (Ctrl-C, no data)."""
+    retry_history: tuple[int, ...] = ()
+    intermediate: Mapping[int, float] = field(default_factory=dict)
+    """The pruning metric reported per epoch by the first seed."""
+    started: datetime.datetime | None = None
+    duration: datetime.timedelta | None = None
+
+    @property
+    def mean_best_val_acc(self) -> float | None:
+        return statistics.fmean(self.best_val_acc) if self.best_val_acc else None
+
+    @property
+    def mean_test_acc(self) -> float | None:
+        tested = [t for t in self.test_acc if t is not None]
+        return statistics.fmean(tested) if tested else None
+
+    @property
+    def epochs_trained(self) -> int:
+        """Epochs of all seeds together, or the epochs reported so far while running."""
+        return sum(self.epochs) if self.epochs else len(self.intermediate)
+
+    @property
+    def last_epoch(self) -> tuple[int, float] | None:
+        """The latest reported epoch and its value, while the trial runs."""
+        if not self.intermediate:
+            return None
+        epoch = max(self.intermediate)
+        return epoch, self.intermediate[epoch]
+
+    def to_attrs(self) -> dict[str, Any]:
+        """The outcome as Optuna user attrs (JSON values), the keys :meth:`from_trial` reads."""
+        attrs: dict[str, Any] = {
+            SEEDS: list(self.seeds),
+            BEST_VAL_ACC: list(self.best_val_acc),
+            TEST_ACC: list(self.test_acc),
+            EPOCHS: list(self.epochs),
+            REASON: self.reason,
+        }
+        optional = {
+            NUM_PARAMS: self.num_params,
+            SECONDS: self.seconds,
+            RUN_DIR: self.run_dir,
+            DUPLICATE_OF: self.duplicate_of,
+        }
+        attrs.update({k: v for k, v in optional.items() if v is not None})
+        return attrs
+
+    @classmethod
+    def from_trial(cls, trial: FrozenTrial) -> TrialRecord:
+        attrs = trial.user_attrs
+        return cls(
+            number=trial.number,
+            state=trial.state,
+            params=dict(trial.params),
+            value=trial.value if trial.values is not None and len(trial.values) == 1 else None,
+            seeds=tuple(attrs.get(SEEDS) or ()),
+            best_val_acc=tuple(attrs.get(BEST_VAL_ACC) or ()),
+            test_acc=tuple(attrs.get(TEST_ACC) or ()),
+            epochs=tuple(attrs.get(EPOCHS) or ()),
+            num_params=attrs.get(NUM_PARAMS),
+            seconds=attrs.get(SECONDS),
+            reason=attrs.get(REASON, ""),
+            run_dir=attrs.get(RUN_DIR),
+            worker=attrs.get(WORKER),
+            retry_of=attrs.get(RETRY_OF),
+            first_attempt=attrs.get(FIRST_ATTEMPT),
+            duplicate_of=attrs.get(DUPLICATE_OF),
+            resumed=attrs.get(RESUMED),
+            abandoned=bool(attrs.get(ABANDONED, False)),
+            retry_history=tuple(trial.system_attrs.get(RETRY_HISTORY) or ()),
+            intermediate=dict(trial.intermediate_values),
+            started=trial.datetime_start,
+            duration=trial.duration,
+        )
+
+
+def records(trials: Iterable[FrozenTrial]) -> list[TrialRecord]:
+    return [TrialRecord.from_trial(t) for t in trials]
+
+
+def retried_numbers(trials: Iterable[TrialRecord]) -> set[int]:
+    """Numbers of the failed trials whose configuration was queued again."""
+    return {n for t in trials for n in t.retry_history}
+
+
+@dataclass(frozen=True)
+class TrialCounts:
+    """A study's trials by state; failed trials that were re-queued are counted apart."""
+
+    complete: int = 0
+    pruned: int = 0
+    failed: int = 0
+    running: int = 0
+    waiting: int = 0
+    retried: int = 0
+
+    @property
+    def finished(self) -> int:
+        """Trials that count towards ``n_trials``: COMPLETE, PRUNED and FAIL (not re-queued)."""
+        return self.complete + self.pruned + self.failed
+
+
+def count_trials(trials: Iterable[TrialRecord | FrozenTrial]) -> TrialCounts:
+    items = [t if isinstance(t, TrialRecord) else TrialRecord.from_trial(t) for t in trials]
+    retried = retried_numbers(items)
+    counts = {state: 0 for state in TrialState}
+    for trial in items:
+        if not (trial.state == TrialState.FAIL and trial.number in retried):
+            counts[trial.state] += 1
+    return TrialCounts(
+        complete=counts[TrialState.COMPLETE],
+        pruned=counts[TrialState.PRUNED],
+        failed=counts[TrialState.FAIL],
+        running=counts[TrialState.RUNNING],
+        waiting=counts[TrialState.WAITING],
+        retried=len(retried),
+    )
+
+
+def best_trial(trials: Iterable[TrialRecord]) -> TrialRecord | None:
+    """The COMPLETE trial with the highest value (the lowest number among ties)."""
+    complete = [t for t in trials if t.state == TrialState.COMPLETE and t.value is not None]
+    return max(complete, key=lambda t: (t.value, -t.number), default=None)

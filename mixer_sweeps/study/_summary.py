@@ -1,0 +1,41 @@
+"""The end of ``sweeps run``, for people: the counts, the best trial and where its files are."""
+
+from __future__ import annotations
+
+import statistics
+
+from rich.console import Console
+
+from mixer_sweeps.study._describe import describe_counts, format_value
+from mixer_sweeps.study._runner import StudyRun
+
+
+def print_summary(run: StudyRun, console: Console) -> None:
+    counts = run.counts
+    total = "" if run.n_trials is None else f" of {run.n_trials}"
+    minutes, seconds = divmod(round(run.seconds), 60)
+    console.print(
+        f"{run.study.study_name}: {counts.finished}{total} trials finished"
+        f" ({describe_counts(counts)}), {run.added} of them in this run"
+        f" ({minutes}m{seconds:02d}s)"
+    )
+    if run.interrupted:
+        console.print("interrupted: run the same command again to finish the study")
+    best = run.best_trial
+    if best is None:
+        console.print("no trial has completed yet")
+        return
+    value = f"{best.value:.4f}"
+    if len(best.best_val_acc) > 1:
+        std = statistics.stdev(best.best_val_acc)
+        value += f" ± {std:.4f} (mean of {len(best.best_val_acc)} seeds)"
+    details = []
+    if best.mean_test_acc is not None:
+        details.append(f"test acc {best.mean_test_acc:.4f}")
+    if best.num_params is not None:
+        details.append(f"{best.num_params:,} params")
+    details.append(f"{best.epochs_trained} epochs")
+    console.print(f"best: trial {best.number}, val_acc {value} ({', '.join(details)})")
+    for path, label in best.params.items():
+        console.print(f"  {path}: {format_value(label)}")
+    console.print(f"files: {run.study_dir / (best.run_dir or '')}/")

@@ -1,0 +1,141 @@
+"""A worker: claim a trial, train it, repeat, until the study has its trials or must stop.
+
+Exactly ``n_trials`` trials in total. Before each trial a worker takes the study's claim lock (an
+``flock`` on ``<study dir>/claim.lock``), recovers the trials of workers that died, counts the
+trials that are finished or running, and asks Optuna for a new trial only while that count is
+below ``n_trials``; it lets go of the lock once the new trial is RUNNING with its params stored.
+The count is read from the storage, so it holds across the workers of one run, across separate
+``sweeps run`` processes on one machine and across runs.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+import traceback
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import optuna
+from optuna.trial import FrozenTrial, TrialState
+
+from mixer_sweeps._signals import Interrupt
+from mixer_sweeps.study._algorithms import make_pruner, make_sampler
+from mixer_sweeps.study._file import StudyFile
+from mixer_sweeps.study._layout import StudyLayout
+from mixer_sweeps.study._locks import FileLock
+from mixer_sweeps.study._objective import DataCache, Objective, TrialAbandoned
+from mixer_sweeps.study._quiet import optuna_quiet
+from mixer_sweeps.study._record import TrialRecord, count_trials
+from mixer_sweeps.study._recovery import WorkerLock, recover_abandoned_trials, requeue_trial
+from mixer_sweeps.study._storage import open_storage
+from mixer_sweeps.training import Callback
+
+# Test-only: seconds a worker waits between counting the trials and claiming one (widens the race
+# the claim lock closes), and lingers over a trial it abandons on Ctrl-C before recording it (so
+# a second Ctrl-C lands while workers clean up).
+CLAIM_DELAY_ENV = "SWEEPS_TEST_CLAIM_DELAY_S"
+ABANDON_DELAY_ENV = "SWEEPS_TEST_ABANDON_DELAY_S"
+
+
+@dataclass(frozen=True)
+class WorkerConfig:
+    """What a worker process needs to know; plain data, so a spawned process can receive it."""
+
+    study_file: StudyFile
+    storage_url: str | None
+    layout: StudyLayout
+    index: int
+    sampler_seed: int | None
+    n_trials: int | None
+    deadline: float | None
+    """``time.time()`` after which no trial starts."""
+    threads: int | None
+
+
+def work(
+    config: WorkerConfig,
+    interrupt: Interrupt,
+    *,
+    stop: Any = None,
+    callbacks: Sequence[Callback] = (),
+    after_trial: Callable[[], None] = lambda: None,
+) -> str | None:
+    """A worker's loop: claim a trial, run it, repeat. Returns why it could not run, if so."""
+    study_file = config.study_file
+    layout = config.layout
+    storage = open_storage(config.storage_url, study_dir=layout.root)
+    study = optuna.load_study(
+        study_name=study_file.name,
+        storage=storage,
+        sampler=make_sampler(
+            study_file.settings.sampler, study_file.space, seed=config.sampler_seed
+        ),
+        pruner=make_pruner(study_file.settings.pruner, max_epochs=study_file.max_epochs),
+    )
+    claim = FileLock(layout.claim_lock)
+    claim_delay = float(os.environ.get(CLAIM_DELAY_ENV) or 0)
+    abandon_delay = float(os.environ.get(ABANDON_DELAY_ENV) or 0)
+    try:
+        with WorkerLock(layout) as worker:
+            objective = Objective(
+                study_file,
+                layout=layout,
+                data=DataCache(),
+                worker=worker.info,
+                interrupt=interrupt,
+                on_suggested=claim.release,
+                callbacks=callbacks,
+            )
+
+            def run_trial(trial: optuna.Trial) -> float:
+                try:
+                    return objective(trial)
+                except TrialAbandoned:
+                    if interrupt.requested:
+                        time.sleep(abandon_delay)
+                    raise
+
+            while not (interrupt.requested or objective.fatal or (stop and stop.is_set())):
+                if config.deadline is not None and time.time() >= config.deadline:
+                    break
+                with claim:
+                    recover_abandoned_trials(study, storage, layout)
+                    # Optuna fails heartbeat-stale trials only when asked for a new one; counted
+                    # as running, they would stop a study that has no other trial left to run.
+                    optuna.storages.fail_stale_trials(study)
+                    if config.n_trials is not None:
+                        counts = count_trials(study.get_trials(deepcopy=False))
+                        if counts.finished + counts.running >= config.n_trials:
+                            break
+                    time.sleep(claim_delay)
+                    study.optimize(
+                        run_trial, n_trials=1, catch=(Exception,), callbacks=[_requeue_abandoned]
+                    )
+                after_trial()
+    finally:
+        claim.close()
+    return objective.fatal
+
+
+def _requeue_abandoned(study: optuna.Study, trial: FrozenTrial) -> None:
+    if trial.state == TrialState.FAIL and TrialRecord.from_trial(trial).abandoned:
+        requeue_trial(study, trial, max_retries=None)
+
+
+def worker_main(config: WorkerConfig, stop: Any, messages: Any) -> None:
+    """The entry point of a spawned worker process; it reports to its parent on ``messages``."""
+    interrupt = Interrupt()
+    with interrupt.installed(), optuna_quiet():
+        import torch
+
+        if config.threads is not None:
+            torch.set_num_threads(config.threads)
+        try:
+            fatal = work(config, interrupt, stop=stop)
+        except Exception:
+            messages.put(("error", f"worker {config.index} crashed:\n{traceback.format_exc()}"))
+            raise SystemExit(1) from None
+        if fatal is not None:
+            messages.put(("fatal", fatal))

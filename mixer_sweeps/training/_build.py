@@ -1,0 +1,93 @@
+"""From a run spec's parts to the objects the trainer drives: one small builder per part.
+
+Models and augmentation take plain arguments and never see a spec; these builders are where a
+spec's sections are read, so they live with the trainer rather than in ``models`` or ``data``.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import TYPE_CHECKING, Any
+
+import torch
+from torch import nn
+
+from mixer_sweeps.data import BatchAugment
+from mixer_sweeps.models import MlpMixer
+
+if TYPE_CHECKING:
+    from mixer_sweeps.data import DatasetInfo
+    from mixer_sweeps.spec import AugmentSpec, ModelSpec, OptimSpec
+
+
+def build_model(spec: ModelSpec, info: DatasetInfo) -> MlpMixer:
+    """The Mixer of ``spec`` (a preset is already filled in) for ``info``'s images and classes."""
+    return MlpMixer(
+        num_classes=info.num_classes,
+        image_size=info.image_size,
+        in_channels=info.in_channels,
+        patch_size=spec.patch_size,
+        embed_dim=spec.embed_dim,
+        depth=spec.depth,
+        token_mlp_dim=spec.token_mlp_dim,
+        channel_mlp_dim=spec.channel_mlp_dim,
+        dropout=spec.dropout,
+        drop_path=spec.drop_path,
+    )
+
+
+def build_augment(spec: AugmentSpec, info: DatasetInfo) -> BatchAugment:
+    """The batch augmentation of ``spec``, normalising with ``info``'s mean and std."""
+    randaugment = spec.randaugment
+    return BatchAugment(
+        num_classes=info.num_classes,
+        random_crop=spec.random_crop,
+        crop_padding=spec.crop_padding,
+        hflip=spec.hflip,
+        randaugment_num_ops=randaugment.num_ops if randaugment else None,
+        randaugment_magnitude=randaugment.magnitude if randaugment else 0,
+        randaugment_num_magnitude_bins=randaugment.num_magnitude_bins if randaugment else 31,
+        random_erasing=spec.random_erasing,
+        mixup_alpha=spec.mixup_alpha,
+        cutmix_alpha=spec.cutmix_alpha,
+        label_smoothing=spec.label_smoothing,
+        mean=info.mean,
+        std=info.std,
+    )
+
+
+def warmup_cosine(step: int, *, warmup_steps: int, total_steps: int, min_ratio: float) -> float:
+    """LR multiplier: linear warm-up to 1, then cosine decay to ``min_ratio`` at ``total_steps``."""
+    if step < warmup_steps:
+        return (step + 1) / warmup_steps
+    progress = min(1.0, (step - warmup_steps) / max(1, total_steps - warmup_steps))
+    return min_ratio + (1.0 - min_ratio) * 0.5 * (1.0 + math.cos(math.pi * progress))
+
+
+def build_optimizer(
+    spec: OptimSpec, model: nn.Module, *, steps_per_epoch: int
+) -> tuple[torch.optim.AdamW, torch.optim.lr_scheduler.LambdaLR]:
+    """AdamW and its per-step schedule: linear warm-up to ``spec.lr``, cosine to ``min_lr``."""
+    optimizer = torch.optim.AdamW(
+        _param_groups(model, spec.weight_decay), lr=spec.lr, weight_decay=spec.weight_decay
+    )
+    total_steps = spec.epochs * steps_per_epoch
+    warmup_steps = round(spec.warmup_epochs * steps_per_epoch)
+    min_ratio = spec.min_lr / spec.lr
+    scheduler = torch.optim.lr_scheduler.LambdaLR(
+        optimizer,
+        lambda step: warmup_cosine(
+            step, warmup_steps=warmup_steps, total_steps=total_steps, min_ratio=min_ratio
+        ),
+    )
+    return optimizer, scheduler
+
+
+def _param_groups(model: nn.Module, weight_decay: float) -> list[dict[str, Any]]:
+    # Biases and LayerNorm gains are not decayed (as in the paper's and timm's recipes).
+    decay = [p for p in model.parameters() if p.ndim > 1]
+    no_decay = [p for p in model.parameters() if p.ndim <= 1]
+    return [
+        {"params": decay, "weight_decay": weight_decay},
+        {"params": no_decay, "weight_decay": 0.0},
+    ]
