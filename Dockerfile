@@ -1,5 +1,5 @@
 # One image for study workers: `sweeps run` against a shared Optuna storage.
-# GPU workers: run with the NVIDIA container toolkit (docker compose's `gpus: all`).
+# GPU workers: with the NVIDIA container toolkit, add docker-compose.gpu.yml (a device reservation).
 FROM python:3.11-slim
 
 ENV PIP_NO_CACHE_DIR=1 PYTHONUNBUFFERED=1
