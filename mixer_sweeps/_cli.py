@@ -18,7 +18,28 @@ app = typer.Typer(
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
+    context_settings={"help_option_names": ["-h", "--help"]},
 )
+
+
+def _print_version(value: bool) -> None:
+    if value:
+        from mixer_sweeps import __version__
+
+        typer.echo(f"mixer-sweeps {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _main(
+    version: Annotated[
+        bool,
+        typer.Option(
+            "--version", callback=_print_version, is_eager=True, help="Print the version and exit."
+        ),
+    ] = False,
+) -> None:
+    """Run and understand hyper-parameter studies of MLP-Mixer image classifiers."""
 
 EXIT_BAD_INPUT = 2
 EXIT_INTERRUPTED = 130

@@ -96,3 +96,12 @@ def test_help_does_not_import_heavy_libraries() -> None:
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
+
+
+def test_short_help_and_version() -> None:
+    from mixer_sweeps import __version__
+
+    assert runner.invoke(app, ["--version"]).output.strip() == f"mixer-sweeps {__version__}"
+    for args in (["-h"], ["train", "-h"], ["run", "-h"]):
+        result = runner.invoke(app, args)
+        assert result.exit_code == 0 and "Usage:" in result.output, args
