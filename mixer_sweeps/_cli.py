@@ -13,7 +13,10 @@ from typing import Annotated
 
 import typer
 
+from mixer_sweeps._crash import GuardedGroup, run_guarded, summarize
+
 app = typer.Typer(
+    cls=GuardedGroup,  # Ctrl-C anywhere: one line, exit code 130
     help="Run and understand hyper-parameter studies of MLP-Mixer image classifiers.",
     no_args_is_help=True,
     add_completion=False,
@@ -40,6 +43,7 @@ def _main(
     ] = False,
 ) -> None:
     """Run and understand hyper-parameter studies of MLP-Mixer image classifiers."""
+
 
 EXIT_BAD_INPUT = 2
 EXIT_INTERRUPTED = 130
@@ -84,19 +88,27 @@ def train(
     except SpecError as exc:
         raise _fail(str(exc)) from None
     run_dir = out if out is not None else Path("results") / spec.name
+    _check_machine([(str(spec_file), spec)])
     _check_run_dir(run_dir, resume=resume, force=force)
+    if resume:
+        _check_resumable(spec, run_dir)
 
     from mixer_sweeps._progress import EpochProgress
     from mixer_sweeps._signals import graceful_interrupts
     from mixer_sweeps.data import DatasetUnavailable
     from mixer_sweeps.tracking import make_trackers
-    from mixer_sweeps.training import CheckpointError, NonFiniteLossError, Trainer
+    from mixer_sweeps.training import (
+        CheckpointError,
+        DeviceUnavailable,
+        NonFiniteLossError,
+        Trainer,
+    )
 
     progress = EpochProgress(spec.optim.epochs)
     trackers = make_trackers(spec, results_dir=run_dir)
     try:
         trainer = Trainer(spec, run_dir=run_dir, callbacks=[progress, *trackers], resume=resume)
-    except (DatasetUnavailable, CheckpointError) as exc:
+    except (DatasetUnavailable, DeviceUnavailable, CheckpointError) as exc:
         if not any(run_dir.iterdir()):
             run_dir.rmdir()
         raise _fail(str(exc)) from None
@@ -132,6 +144,52 @@ def _echo_wandb(trackers: list, run_dir: Path) -> None:
         else:
             typer.echo(f"W&B offline run in {tracker.path}/")
             typer.echo(f"  browse: wandb leet {tracker.path}    upload: sweeps sync {run_dir}")
+
+
+def _check_machine(specs, processes: int = 1) -> None:
+    """Exit 2, before anything is written, when the machine lacks a run's device or memory.
+
+    ``specs``: (source, RunSpec) pairs; ``processes``: runs at once (a study's workers).
+    """
+    from mixer_sweeps.spec import SpecError, check_memory
+    from mixer_sweeps.training import DeviceUnavailable, resolve_device
+
+    for source, spec in specs:
+        try:
+            device = resolve_device(spec.train.device)
+            check_memory(spec, device, source=source, processes=processes)
+        except DeviceUnavailable as exc:
+            raise _fail(f"{source}: {exc}") from None
+        except SpecError as exc:
+            raise _fail(str(exc)) from None
+
+
+def _check_resumable(spec, run_dir: Path) -> None:
+    """Exit 2 if the checkpoint in ``run_dir`` cannot resume ``spec`` (before data is loaded)."""
+    from mixer_sweeps.training import CHECKPOINT_FILE, CheckpointError, check_resumable
+
+    try:
+        check_resumable(spec, run_dir / CHECKPOINT_FILE)
+    except CheckpointError as exc:
+        raise _fail(str(exc)) from None
+
+
+def _check_writable(folder: Path, what: str) -> None:
+    """Exit 2 unless files can be created in ``folder`` (or, if it does not exist yet, in the
+    nearest folder above it that does). Creates nothing but a uniquely named probe file that it
+    removes, so that several processes may check one folder at once."""
+    import tempfile
+
+    existing = folder
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
+    if not existing.is_dir():
+        raise _fail(f"cannot write to the {what} {folder}: {existing} is not a folder")
+    try:
+        with tempfile.NamedTemporaryFile(dir=existing, prefix=".write-test-"):
+            pass
+    except OSError as exc:
+        raise _fail(f"cannot write to the {what} {folder}: {exc.strerror or exc}") from None
 
 
 def _check_run_dir(run_dir: Path, *, resume: bool, force: bool) -> None:
@@ -199,10 +257,12 @@ def run(
         study_file = load_study_file(study_file, overrides)
     except SpecError as exc:
         raise _fail(str(exc)) from None
+    _check_machine(study_file.variants(), processes=workers)
+    _check_writable(results / study_file.name, "results folder")
 
     from rich.console import Console
 
-    from mixer_sweeps.study import StudyMismatchError, print_summary, run_study
+    from mixer_sweeps.study import StudyMismatchError, machine_fault, print_summary, run_study
 
     console = Console(highlight=False, soft_wrap=True)
     try:
@@ -211,6 +271,8 @@ def run(
         )
     except (ValueError, StudyMismatchError) as exc:
         raise _fail(str(exc)) from None
+    except OSError as exc:  # the storage's or the results' folder: full, read-only, ...
+        raise _fail(machine_fault(exc) or f"{exc.strerror or exc}: {exc.filename}") from None
     print_summary(outcome, console)
     from mixer_sweeps.report import report_run
 
@@ -218,8 +280,166 @@ def run(
     if outcome.fatal is not None:
         raise _fail(outcome.fatal)
     if outcome.errors:
-        raise _fail("\n".join(outcome.errors), code=1)
+        raise _fail(summarize(outcome.errors), code=1)  # tracebacks go to a log file
     if outcome.interrupted:
+        raise typer.Exit(EXIT_INTERRUPTED)
+    failed = _all_failed(outcome.records)
+    if failed:
+        raise _fail(failed, code=1)
+
+
+def _all_failed(trials: list) -> str | None:
+    """One line when every trial of the study failed (re-queued attempts aside), else None."""
+    from optuna.trial import TrialState
+
+    from mixer_sweeps.study import count_trials, retried_numbers
+
+    counts = count_trials(trials)
+    if not counts.finished or counts.failed < counts.finished:
+        return None
+    retried = retried_numbers(trials)
+    last = [t for t in trials if t.state == TrialState.FAIL and t.number not in retried][-1]
+    reason = (last.reason or "no reason recorded").strip().splitlines()[0]
+    return (
+        f"all {counts.failed} trials failed; trial {last.number}: {reason[:300]}"
+        " (every trial's reason is in the report's trials.csv)"
+    )
+
+
+@app.command()
+def launch(
+    study_file: Annotated[Path, typer.Argument(help="Study YAML.", show_default=False)],
+    executor: Annotated[
+        str,
+        typer.Option(help="slurm: a SLURM job array; local: the same jobs as local processes."),
+    ] = "slurm",
+    workers: Annotated[
+        int, typer.Option(min=1, help="Worker jobs; together they run the study's n_trials.")
+    ] = 1,
+    gpus_per_worker: Annotated[
+        int | None,
+        typer.Option(
+            min=0,
+            help="GPUs per job (sbatch --gpus-per-node); default none on SLURM, and locally the"
+            " GPUs this machine shows.",
+            show_default=False,
+        ),
+    ] = None,
+    cpus_per_worker: Annotated[
+        int | None,
+        typer.Option(min=1, help="CPUs per job (sbatch --cpus-per-task).", show_default=False),
+    ] = None,
+    partition: Annotated[
+        str | None, typer.Option(help="SLURM partition.", show_default=False)
+    ] = None,
+    time_limit: Annotated[
+        str,
+        typer.Option(
+            "--time",
+            help="Time limit per job, HH:MM:SS or minutes; at it a job checkpoints and requeues.",
+        ),
+    ] = "4:00:00",
+    mem: Annotated[
+        str | None,
+        typer.Option(help="Memory per job, e.g. 16G (sbatch --mem).", show_default=False),
+    ] = None,
+    sbatch: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--sbatch",
+            help="Another sbatch option as KEY=VALUE (account=proj, qos=high); repeat for more.",
+            show_default=False,
+        ),
+    ] = None,
+    storage: Annotated[
+        str | None,
+        typer.Option(
+            help="Optuna storage URL every job reaches (postgresql://USER:PASSWORD@HOST/DB, or"
+            " journal:/shared/ABS/PATH); else $SWEEPS_STORAGE, else study.storage.",
+            show_default=False,
+        ),
+    ] = None,
+    results: Annotated[
+        Path, typer.Option(help="Results folder; for SLURM, on a filesystem every node shares.")
+    ] = Path("results"),
+    dry_run: Annotated[
+        bool,
+        typer.Option(
+            "--dry-run", help="Print the batch script and each job's command; submit nothing."
+        ),
+    ] = False,
+) -> None:
+    """Run a study's workers as batch jobs: a SLURM job array, or local processes (submitit).
+
+    Each job runs one worker; at its time limit its trial is queued again and the job requeues.
+    """
+    from mixer_sweeps.spec import SpecError
+    from mixer_sweeps.study import load_study_file
+
+    try:
+        loaded = load_study_file(study_file)
+    except SpecError as exc:
+        raise _fail(str(exc)) from None
+
+    from rich.console import Console
+
+    from mixer_sweeps.study import (
+        LaunchError,
+        StudyMismatchError,
+        launch_study,
+        plan_launch,
+        wait_for_jobs,
+    )
+
+    try:
+        plan = plan_launch(
+            loaded,
+            study_file,
+            executor=executor,
+            workers=workers,
+            time_limit=time_limit,
+            gpus_per_worker=gpus_per_worker,
+            cpus_per_worker=cpus_per_worker,
+            partition=partition,
+            mem=mem,
+            sbatch=sbatch or (),
+            storage=storage,
+            results_dir=results,
+        )
+    except LaunchError as exc:
+        raise _fail(str(exc)) from None
+    console = Console(highlight=False, soft_wrap=True)
+    for note in plan.notes:
+        console.print(f"note: {note}", markup=False)
+    if dry_run:
+        console.print(plan.dry_run_text(), markup=False)
+        return
+    try:
+        launched = launch_study(plan)
+    except (ValueError, StudyMismatchError) as exc:  # LaunchError is a ValueError
+        raise _fail(str(exc)) from None
+    except OSError as exc:
+        raise _fail(f"{exc.strerror or exc}: {exc.filename}") from None
+    status = any(
+        (c.name or getattr(c.callback, "__name__", "")) == "status" for c in app.registered_commands
+    )
+    console.print(launched.describe(status_command=status, study_arg=str(study_file)), markup=False)
+    if executor != "local":
+        return
+    try:
+        outcomes = wait_for_jobs(launched, console)
+    except KeyboardInterrupt:
+        del launched  # submitit's jobs are let go of now, not at interpreter exit
+        typer.echo("interrupted: the jobs were stopped; launch again to finish the study", err=True)
+        raise typer.Exit(EXIT_INTERRUPTED) from None
+    for line in launched.describe_outcomes(outcomes):
+        console.print(line, markup=False)
+    del launched
+    failed = [o for o in outcomes if o.error is not None]
+    if failed:
+        raise _fail(f"{len(failed)} of {len(outcomes)} jobs failed", code=1)
+    if any(o.result and o.result.get("interrupted") for o in outcomes):
+        typer.echo("interrupted: launch again to finish the study", err=True)
         raise typer.Exit(EXIT_INTERRUPTED)
 
 
@@ -265,7 +485,10 @@ def schema(
     if out is None:
         sys.stdout.write(text)
     else:
-        out.write_text(text, encoding="utf-8")
+        try:
+            out.write_text(text, encoding="utf-8")
+        except OSError as exc:
+            raise _fail(f"cannot write {out}: {exc.strerror or exc}") from None
 
 
 @app.command()
@@ -366,6 +589,8 @@ def report(
 
     from mixer_sweeps.report import compare_studies, load_results, parse_formats, write_report
 
+    if out is not None:
+        _check_writable(out, "report folder")
     try:
         chosen = parse_formats(formats)
         found = [load_results(s, results_dir=results, storage=storage) for s in studies]
@@ -380,4 +605,4 @@ def report(
 
 
 def main() -> None:
-    app()
+    run_guarded(app)  # an unexpected error: one line, the traceback in a log file

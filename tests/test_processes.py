@@ -305,10 +305,11 @@ def _check_recovered(run, killed_pid: int, host: str, *, reason: str | None) -> 
 
 
 @pytest.mark.parametrize("kind", ["sqlite", "postgresql"])
-def test_a_killed_worker_s_trial_is_recovered_through_its_lock_file(
+def test_a_killed_worker_s_trial_is_recovered_through_its_identity(
     tmp_path: Path, kind: str, request: pytest.FixtureRequest, monkeypatch
 ) -> None:
-    # The heartbeat keeps its defaults (stale after 120 s): only the lock file can tell.
+    # The heartbeat keeps its defaults (stale after 120 s): only the worker's identity (this
+    # host, no process with its pid and start time) can tell.
     monkeypatch.delenv(HEARTBEAT_INTERVAL_ENV, raising=False)
     monkeypatch.delenv(HEARTBEAT_GRACE_ENV, raising=False)
     url = _storage_url(kind, tmp_path, request)

@@ -26,16 +26,16 @@ from conftest import TINY_RUN
 from mixer_sweeps._cli import app
 from mixer_sweeps.study import (
     StudyFile,
-    StudyLayout,
     StudyMismatchError,
-    WorkerLock,
+    TrialRecord,
+    WorkerIdentity,
     count_trials,
     load_study_file,
     make_pruner,
     make_sampler,
     open_storage,
     run_study,
-    worker_is_dead,
+    why_abandoned,
 )
 
 runner = CliRunner()
@@ -224,7 +224,10 @@ def test_trials_of_a_dead_worker_are_failed_and_run_again(tmp_path: Path) -> Non
     )
     orphan = study.ask()
     study_file.space.suggest(orphan)
-    orphan.set_user_attr("worker", {"host": os.uname().nodename, "pid": 1, "id": "gone"})
+    # A worker of this host whose process has ended (its heartbeat is fresh: only its
+    # identity, read from the storage, tells that it is gone).
+    orphan.set_user_attr("worker", {**WorkerIdentity.of_this_process().attr(), "pid": _ended_pid()})
+    storage.set_trial_system_attr(orphan._trial_id, "heartbeat", time.time())
 
     run = run_study(study_file, results_dir=tmp_path)
     first = run.trials[0]
@@ -236,12 +239,40 @@ def test_trials_of_a_dead_worker_are_failed_and_run_again(tmp_path: Path) -> Non
     assert sorted(t.params["optim.lr"] for t in run.trials[1:]) == [1e-2, 3e-2]
 
 
-def test_worker_lock_tells_the_living_from_the_dead(tmp_path: Path) -> None:
-    layout = StudyLayout(tmp_path)
-    with WorkerLock(layout) as lock:
-        assert not worker_is_dead(layout, lock.info)
-    assert worker_is_dead(layout, lock.info)
-    assert not worker_is_dead(layout, {**lock.info, "host": "elsewhere"})
+def _ended_pid() -> int:
+    process = subprocess.Popen(["true"])
+    process.wait()
+    return process.pid
+
+
+def test_worker_identity_and_heartbeat_tell_the_living_from_the_dead() -> None:
+    me = WorkerIdentity.of_this_process()
+    now, grace = time.time(), 120
+
+    def judged(worker: dict[str, Any] | None, heartbeat: float | None = now) -> str | None:
+        started = datetime.fromtimestamp(now - 3600)  # the heartbeat speaks, not the start
+        trial = TrialRecord(
+            0, TrialState.RUNNING, worker=worker, heartbeat=heartbeat, started=started
+        )
+        return why_abandoned(trial, grace_s=grace, now=now)
+
+    assert judged(me.attr()) is None
+    assert me.start_time is not None, "no /proc: the start time cannot be read"
+    # The pid of a process that ended, and a pid in use by another process since.
+    assert "ended during the trial" in judged({**me.attr(), "pid": _ended_pid()})
+    assert "ended during the trial" in judged({**me.attr(), "start_time": me.start_time - 1})
+    # Another host, or this host's name in another boot or pid namespace (a container, a cloned
+    # machine): the process table is not ours to read, only the heartbeat tells.
+    for elsewhere in ({"host": "elsewhere"}, {"boot_id": "another"}, {"pid_ns": "pid:[1]"}):
+        worker = {**me.attr(), **elsewhere, "pid": _ended_pid()}
+        assert judged(worker) is None, elsewhere
+        assert "no heartbeat for 121 s" in judged(worker, heartbeat=now - grace - 1)
+    # A living worker whose heartbeat stopped (hung) is abandoned too.
+    assert "no heartbeat" in judged(me.attr(), heartbeat=now - grace - 1)
+    # No worker yet: the trial's start counts as its first sign of life.
+    assert "no heartbeat" in judged(None, heartbeat=None)
+    assert judged(None, heartbeat=now - 1) is None
+    assert why_abandoned(TrialRecord(0, TrialState.COMPLETE), grace_s=grace, now=now) is None
 
 
 def test_ctrl_c_stops_cleanly_and_the_study_resumes(tmp_path: Path) -> None:

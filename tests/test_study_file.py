@@ -19,7 +19,7 @@ from mixer_sweeps.study import (
     load_study_file,
     parse_study_file,
     resolve_storage,
-    worker_seed,
+    stream_seed,
 )
 
 runner = CliRunner()
@@ -307,7 +307,7 @@ def test_unsupported_storage_exits_2(tmp_path: Path) -> None:
 
 def test_unreachable_storage_exits_2_and_writes_nothing(tmp_path: Path) -> None:
     study = write_study(tmp_path / "s.yaml")
-    url = "postgresql+psycopg2://sweeps:secret@127.0.0.1:1/sweeps"
+    url = "postgresql://sweeps:secret@127.0.0.1:1/sweeps"
     results = tmp_path / "results"
     result = runner.invoke(app, ["run", str(study), "--results", str(results), "--storage", url])
     assert result.exit_code == 2, result.output
@@ -316,7 +316,8 @@ def test_unreachable_storage_exits_2_and_writes_nothing(tmp_path: Path) -> None:
 
 
 def test_worker_seeds_differ_between_workers_and_runs() -> None:
-    assert worker_seed(7, trials_before=0, worker=0) == 7
-    seeds = {worker_seed(7, trials_before=t, worker=w) for t in (0, 5) for w in (0, 1)}
-    assert len(seeds) == 4
-    assert worker_seed(None, trials_before=3, worker=1) is None
+    # A worker's stream is keyed by its first trial, a number the storage hands out once.
+    assert stream_seed(7, first_trial=0) == 7
+    seeds = {stream_seed(7, first_trial=n) for n in range(6)}
+    assert len(seeds) == 6
+    assert stream_seed(None, first_trial=3) is None

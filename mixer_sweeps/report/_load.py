@@ -14,8 +14,8 @@ from pathlib import Path
 from typing import Any
 
 import optuna
-import yaml
 
+from mixer_sweeps.spec import SpecError, read_yaml
 from mixer_sweeps.study import (
     SearchSpace,
     StudyLayout,
@@ -29,7 +29,7 @@ from mixer_sweeps.study import (
 
 
 class ReportError(ValueError):
-    """There is no study to report where the user pointed."""
+    """There is no study to report where the user pointed, or its saved files are damaged."""
 
 
 @dataclass(frozen=True)
@@ -65,8 +65,9 @@ def load_results(
     """The results of a study file's study, or of a study's results folder.
 
     Raises:
-        ReportError: nothing was run there, or the storage holds no such study.
-        SpecError: ``target`` is a study file with mistakes.
+        ReportError: nothing was run there, the storage holds no such study, or the saved
+            ``study.yaml`` is damaged (the message names the file and line).
+        SpecError: ``target`` is a study file with mistakes (invalid YAML included).
     """
     from mixer_sweeps.study import load_study_file
 
@@ -74,8 +75,8 @@ def load_results(
     if path.is_dir():
         study_dir = path
     elif path.is_file():
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
-        if isinstance(data, dict) and isinstance(data.get("base"), dict):
+        data = read_yaml(path).data
+        if isinstance(data.get("base"), dict):
             study_dir = path.parent
         else:
             study_dir = Path(results_dir) / load_study_file(path).name
@@ -84,7 +85,7 @@ def load_results(
     resolved = StudyLayout(study_dir).study_file
     if not resolved.is_file():
         raise ReportError(f"{study_dir} holds no {resolved.name}: has the study been run?")
-    settings = yaml.safe_load(resolved.read_text(encoding="utf-8"))["study"]
+    settings = read_resolved(resolved)["study"]
     url = resolve_storage(storage, settings.get("storage"))
     check_storage_url(url)
     journal = journal_path(url, study_dir)
@@ -102,12 +103,54 @@ def load_results(
 def results_of(study: optuna.Study, study_dir: Path) -> StudyResults:
     """The results of an open study whose files are in ``study_dir``."""
     layout = StudyLayout(study_dir)
-    resolved = yaml.safe_load(layout.study_file.read_text(encoding="utf-8"))
+    resolved = read_resolved(layout.study_file)
     described = study.user_attrs.get("space") or resolved["space"]
+    try:
+        space = SearchSpace.from_description(described)
+    except (ValueError, TypeError, KeyError, AttributeError) as exc:
+        raise ReportError(
+            f"{layout.study_file}: the saved search space is damaged ({type(exc).__name__}:"
+            f" {exc}); run the study again to rewrite it"
+        ) from None
     return StudyResults(
         study=study,
         layout=layout,
-        space=SearchSpace.from_description(described),
+        space=space,
         settings=resolved["study"],
         trials=records(study.get_trials(deepcopy=False)),
     )
+
+
+def read_resolved(path: Path) -> dict[str, Any]:
+    """The resolved study file ``sweeps run`` saved (``study.yaml``), checked for what a report
+    reads: a ``study:`` mapping with a name, and a ``space:`` mapping.
+
+    Raises:
+        ReportError: it is not valid YAML, or lacks those; the message names the file and line.
+    """
+    try:
+        doc = read_yaml(path)
+    except SpecError as exc:
+        raise ReportError(f"the saved study file is damaged: {exc}") from None
+    problems = []
+    study, space = doc.data.get("study"), doc.data.get("space")
+    if not isinstance(study, dict):
+        problems.append(("study", "expected a mapping"))
+    elif not isinstance(study.get("name"), str):
+        problems.append(("study.name", "expected the study's name"))
+    if not isinstance(space, dict):
+        problems.append(("space", "expected a mapping"))
+    if problems:
+        lines = [
+            f"  {key}{_line(doc.line_of(tuple(key.split('.'))))}: {message}"
+            for key, message in problems
+        ]
+        raise ReportError(
+            "\n".join([f"the saved study file is damaged: {path}", *lines])
+            + "\n(run the study again to rewrite it)"
+        )
+    return doc.data
+
+
+def _line(line: int | None) -> str:
+    return "" if line is None else f" (line {line})"

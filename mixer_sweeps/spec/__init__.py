@@ -8,8 +8,16 @@ from mixer_sweeps.spec._load import (
     validate_model,
     with_overrides,
 )
+from mixer_sweeps.spec._resources import (
+    MemoryEstimate,
+    available_memory,
+    check_memory,
+    estimate_memory,
+)
 from mixer_sweeps.spec._run import (
+    DEVICE_PATTERN,
     NAME_PATTERN,
+    SEED_LIMIT,
     AugmentSpec,
     DataSpec,
     ModelSpec,
@@ -21,13 +29,26 @@ from mixer_sweeps.spec._run import (
     TrainSpec,
     WandbSpec,
 )
-from mixer_sweeps.spec._yaml import YamlDocument, parse_yaml, read_yaml
+from mixer_sweeps.spec._yaml import (
+    MAX_DEPTH,
+    MAX_FILE_BYTES,
+    MAX_NODES,
+    YamlDocument,
+    parse_yaml,
+    read_yaml,
+)
 
 __all__ = [
+    "DEVICE_PATTERN",
+    "MAX_DEPTH",
+    "MAX_FILE_BYTES",
+    "MAX_NODES",
     "NAME_PATTERN",
+    "SEED_LIMIT",
     "AugmentSpec",
     "DataSpec",
     "FieldError",
+    "MemoryEstimate",
     "ModelSpec",
     "OptimSpec",
     "Problem",
@@ -40,6 +61,9 @@ __all__ = [
     "WandbSpec",
     "YamlDocument",
     "apply_overrides",
+    "available_memory",
+    "check_memory",
+    "estimate_memory",
     "load_run_spec",
     "parse_run_spec",
     "parse_yaml",

@@ -7,10 +7,11 @@ at fault (see :class:`~mixer_sweeps.spec._errors.FieldError`).
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from mixer_sweeps.spec._errors import FieldError
 
@@ -20,11 +21,26 @@ DatasetName = Literal["cifar10", "cifar100", "digits", "synthetic"]
 NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]*$"
 """Run and study names: they become folder names and W&B run names."""
 
+DEVICE_PATTERN = r"^(auto|cpu|mps|cuda(:[0-9]+)?)$"
+"""``train.device``: whether the machine has it is checked when a run starts."""
+
+SEED_LIMIT = 2**32
+"""Seeds are below this: numpy and scikit-learn take nothing larger."""
+
+# Upper bounds no real Mixer run comes near (Mixer-H/14 has embed_dim 1280, depth 32 and MLPs
+# of 5120). They keep absurd values out cheaply; whether a run fits the machine's memory is
+# estimated when it starts (see mixer_sweeps.spec._resources).
+MAX_WIDTH = 65_536
+MAX_BATCH = 1 << 20
+MAX_EPOCHS = 100_000
+
 
 class SpecSection(BaseModel):
     """Base of every YAML section: frozen, unknown keys are errors, defaults validated."""
 
-    model_config = ConfigDict(frozen=True, extra="forbid", validate_default=True)
+    model_config = ConfigDict(
+        frozen=True, extra="forbid", validate_default=True, allow_inf_nan=False
+    )
 
 
 class DataSpec(SpecSection):
@@ -42,12 +58,14 @@ class DataSpec(SpecSection):
     val_size: int = Field(
         5000,
         ge=1,
+        le=10_000_000,
         description="Images held out of the training set for validation (early stopping, pruning)."
         " The test set is only used for the final number.",
     )
     split_seed: int = Field(
         0,
         ge=0,
+        lt=SEED_LIMIT,
         description="Seed of the train/val split; kept apart from `seed` so every trial of a study"
         " is validated on the same images.",
     )
@@ -63,12 +81,16 @@ class ModelSpec(SpecSection):
         None, description="Named shape (mixer-pico, mixer-nano, mixer-micro, mixer-tiny, ...)."
     )
     patch_size: int = Field(
-        ge=1, description="Side of the square patches; must divide the image size."
+        ge=1, le=1024, description="Side of the square patches; must divide the image size."
     )
-    embed_dim: int = Field(ge=1, description="Channels per token (C in the paper).")
-    depth: int = Field(ge=1, description="Number of Mixer blocks.")
-    token_mlp_dim: int = Field(ge=1, description="Hidden width of the token-mixing MLP (D_S).")
-    channel_mlp_dim: int = Field(ge=1, description="Hidden width of the channel-mixing MLP (D_C).")
+    embed_dim: int = Field(ge=1, le=16_384, description="Channels per token (C in the paper).")
+    depth: int = Field(ge=1, le=1024, description="Number of Mixer blocks.")
+    token_mlp_dim: int = Field(
+        ge=1, le=MAX_WIDTH, description="Hidden width of the token-mixing MLP (D_S)."
+    )
+    channel_mlp_dim: int = Field(
+        ge=1, le=MAX_WIDTH, description="Hidden width of the channel-mixing MLP (D_C)."
+    )
     dropout: float = Field(0.0, ge=0.0, lt=1.0, description="Dropout inside the MLPs.")
     drop_path: float = Field(
         0.0, ge=0.0, lt=1.0, description="Stochastic depth rate of the last block (linear ramp)."
@@ -91,9 +113,11 @@ class ModelSpec(SpecSection):
 class RandAugmentSpec(SpecSection):
     """RandAugment (Cubuk et al. 2020), drawn per image."""
 
-    num_ops: int = Field(2, ge=1, description="Operations applied to each image.")
+    num_ops: int = Field(2, ge=1, le=64, description="Operations applied to each image.")
     magnitude: int = Field(9, ge=0, description="Strength of every operation, in bins.")
-    num_magnitude_bins: int = Field(31, ge=2, description="Bins the magnitude range is cut into.")
+    num_magnitude_bins: int = Field(
+        31, ge=2, le=1024, description="Bins the magnitude range is cut into."
+    )
 
     @model_validator(mode="after")
     def _magnitude_in_range(self) -> RandAugmentSpec:
@@ -114,7 +138,9 @@ class AugmentSpec(SpecSection):
     """Training-time augmentation, applied to whole batches on the training device."""
 
     random_crop: bool = Field(True, description="Pad by `crop_padding`, then crop at random.")
-    crop_padding: int = Field(4, ge=0, description="Zero padding before the random crop.")
+    crop_padding: int = Field(
+        4, ge=0, le=1024, description="Zero padding before the random crop; at most the image size."
+    )
     hflip: bool = Field(True, description="Flip half of the images horizontally.")
     randaugment: RandAugmentSpec | None = Field(
         default_factory=RandAugmentSpec, description="RandAugment settings; null turns it off."
@@ -139,13 +165,14 @@ class OptimSpec(SpecSection):
 
     lr: float = Field(1e-3, gt=0.0, description="Peak learning rate, reached after warm-up.")
     weight_decay: float = Field(0.05, ge=0.0, description="AdamW decoupled weight decay.")
-    batch_size: int = Field(128, ge=1, description="Training images per step.")
-    epochs: int = Field(300, ge=1, description="Maximum number of epochs.")
+    batch_size: int = Field(128, ge=1, le=MAX_BATCH, description="Training images per step.")
+    epochs: int = Field(300, ge=1, le=MAX_EPOCHS, description="Maximum number of epochs.")
     warmup_epochs: float = Field(5, ge=0.0, description="Epochs of linear warm-up from 0 to `lr`.")
     min_lr: float = Field(1e-6, ge=0.0, description="Learning rate at the end of the cosine.")
     early_stopping_patience: int | None = Field(
         20,
         ge=1,
+        le=MAX_EPOCHS,
         description="Stop after this many epochs without a new best val accuracy; null disables.",
     )
     grad_clip_norm: float | None = Field(
@@ -174,17 +201,29 @@ class OptimSpec(SpecSection):
 class TrainSpec(SpecSection):
     """Where and how the training loop runs."""
 
-    device: Literal["auto", "cpu", "cuda"] = Field(
-        "auto", description="auto picks cuda when available, else cpu."
+    device: str = Field(
+        "auto",
+        description="auto (cuda when available, else cpu), cpu, cuda, cuda:N (the N-th visible"
+        " GPU) or mps (Apple GPUs).",
+        json_schema_extra={"pattern": DEVICE_PATTERN},
     )
     threads: int | None = Field(
-        None, ge=1, description="torch intra-op threads; null uses all cores."
+        None, ge=1, le=4096, description="torch intra-op threads; null uses all cores."
     )
     precision: Literal["auto", "fp32", "bf16"] = Field(
         "auto", description="auto is bf16 autocast on cuda and fp32 on cpu."
     )
     compile: bool = Field(False, description="torch.compile the model (worth it on GPUs).")
-    eval_batch_size: int = Field(1024, ge=1, description="Images per step when evaluating.")
+    eval_batch_size: int = Field(
+        1024, ge=1, le=MAX_BATCH, description="Images per step when evaluating."
+    )
+
+    @field_validator("device")
+    @classmethod
+    def _known_device(cls, value: str) -> str:
+        if not re.fullmatch(DEVICE_PATTERN, value):
+            raise ValueError("must be auto, cpu, cuda, cuda:<index> or mps")
+        return value
 
 
 class WandbSpec(SpecSection):
@@ -213,7 +252,9 @@ class RunSpec(SpecSection):
         max_length=128,
         description="Run name; results go to results/<name>/.",
     )
-    seed: int = Field(0, ge=0, description="Seed of weights, batch order and augmentation.")
+    seed: int = Field(
+        0, ge=0, lt=SEED_LIMIT, description="Seed of weights, batch order and augmentation."
+    )
     data: DataSpec = Field(description="Dataset and split.")
     model: ModelSpec = Field(description="Model shape.")
     augment: AugmentSpec = Field(default_factory=AugmentSpec, description="Augmentation.")
@@ -233,6 +274,14 @@ class RunSpec(SpecSection):
                     "model.patch_size",
                     f"must divide the image size {info.image_size} of {info.name}"
                     f" but got {self.model.patch_size}",
+                )
+            )
+        if self.augment.crop_padding > info.image_size:
+            problems.append(
+                (
+                    "augment.crop_padding",
+                    f"cannot exceed the image size {info.image_size} of {info.name}"
+                    f" but got {self.augment.crop_padding}",
                 )
             )
         if self.data.val_size >= info.train_size:

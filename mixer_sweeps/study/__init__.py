@@ -2,12 +2,14 @@
 
 Modules, bottom up: ``_record`` (what a trial is), ``_layout`` (where a study keeps its files),
 ``_space`` and ``_file`` (the study file), ``_algorithms`` (samplers, pruners), ``_storage``,
-``_locks`` and ``_recovery`` (dead workers' trials), ``_objective`` (one trial), ``_describe``
-and ``_monitor`` (text for people), ``_worker`` (the claim loop), ``_processes`` (supervising
-workers), ``_runner`` (one run of a study) and ``_summary``.
+``_locks`` (the claim lock), ``_liveness`` (who runs a trial, its heartbeat, whether it lives) and
+``_recovery`` (dead workers' trials), ``_faults`` (the machine's faults),
+``_objective`` (one trial), ``_describe`` and ``_monitor`` (text for people), ``_worker`` (the
+claim loop), ``_processes`` (supervising workers), ``_runner`` (one run of a study),
+``_summary`` and ``_launch`` (workers as SLURM or local batch jobs, through submitit).
 """
 
-from mixer_sweeps.study._algorithms import make_pruner, make_sampler, worker_seed
+from mixer_sweeps.study._algorithms import make_pruner, make_sampler, stream_seed
 from mixer_sweeps.study._describe import (
     describe_counts,
     describe_search,
@@ -15,6 +17,7 @@ from mixer_sweeps.study._describe import (
     format_value,
     short_names,
 )
+from mixer_sweeps.study._faults import machine_fault
 from mixer_sweeps.study._file import (
     PrunerSettings,
     SamplerSettings,
@@ -24,7 +27,17 @@ from mixer_sweeps.study._file import (
     load_study_file,
     parse_study_file,
 )
+from mixer_sweeps.study._launch import (
+    Launched,
+    LaunchError,
+    LaunchPlan,
+    StudyJob,
+    launch_study,
+    plan_launch,
+    wait_for_jobs,
+)
 from mixer_sweeps.study._layout import StudyLayout
+from mixer_sweeps.study._liveness import WorkerIdentity, WorkerPresence, why_abandoned
 from mixer_sweeps.study._monitor import StudyMonitor
 from mixer_sweeps.study._objective import DataCache, Objective, PruningCallback, TrialAbandoned
 from mixer_sweeps.study._quiet import optuna_quiet
@@ -36,13 +49,7 @@ from mixer_sweeps.study._record import (
     records,
     retried_numbers,
 )
-from mixer_sweeps.study._recovery import (
-    MAX_RETRIES,
-    WorkerLock,
-    recover_abandoned_trials,
-    requeue_trial,
-    worker_is_dead,
-)
+from mixer_sweeps.study._recovery import MAX_RETRIES, recover_abandoned_trials, requeue_trial
 from mixer_sweeps.study._runner import StudyMismatchError, StudyRun, run_study
 from mixer_sweeps.study._space import Choices, Range, SearchSpace, choice_label
 from mixer_sweeps.study._storage import (
@@ -60,6 +67,9 @@ __all__ = [
     "STORAGE_ENV",
     "Choices",
     "DataCache",
+    "LaunchError",
+    "LaunchPlan",
+    "Launched",
     "Objective",
     "PrunerSettings",
     "PruningCallback",
@@ -67,6 +77,7 @@ __all__ = [
     "SamplerSettings",
     "SearchSpace",
     "StudyFile",
+    "StudyJob",
     "StudyLayout",
     "StudyMismatchError",
     "StudyMonitor",
@@ -75,7 +86,8 @@ __all__ = [
     "TrialAbandoned",
     "TrialCounts",
     "TrialRecord",
-    "WorkerLock",
+    "WorkerIdentity",
+    "WorkerPresence",
     "best_trial",
     "check_storage_url",
     "choice_label",
@@ -87,12 +99,15 @@ __all__ = [
     "format_params",
     "format_value",
     "journal_path",
+    "launch_study",
     "load_study_file",
+    "machine_fault",
     "make_pruner",
     "make_sampler",
     "open_storage",
     "optuna_quiet",
     "parse_study_file",
+    "plan_launch",
     "print_summary",
     "recover_abandoned_trials",
     "records",
@@ -101,6 +116,7 @@ __all__ = [
     "retried_numbers",
     "run_study",
     "short_names",
-    "worker_is_dead",
-    "worker_seed",
+    "stream_seed",
+    "wait_for_jobs",
+    "why_abandoned",
 ]

@@ -12,7 +12,7 @@ from mixer_sweeps.study._space import SearchSpace
 def make_sampler(
     settings: SamplerSettings, space: SearchSpace, *, seed: int | None
 ) -> optuna.samplers.BaseSampler:
-    """The sampler of one worker; ``seed`` is that worker's (see :func:`worker_seed`).
+    """The sampler of one worker; ``seed`` is that worker's (see :func:`stream_seed`).
 
     The grid and QMC samplers take the study's own seed: every worker must walk the same grid
     order and the same low-discrepancy sequence, which they split between them by trial number.
@@ -35,18 +35,40 @@ def make_sampler(
     raise ValueError(f"unknown sampler type {kind!r}")
 
 
-def worker_seed(seed: int | None, *, trials_before: int, worker: int) -> int | None:
-    """A seed for worker ``worker`` of a run that starts with ``trials_before`` trials stored.
+PER_WORKER_SEED = ("tpe", "random", "cmaes")
+"""The samplers that take a worker's own seed (grid and QMC walk the study's, see above)."""
 
-    A fresh study run by one worker uses ``seed`` itself. Otherwise the seed is derived, so that
-    workers started together never draw the same configurations, nor does a resumed run replay
-    the draws of the run it resumes.
+
+def stream_seed(seed: int | None, *, first_trial: int) -> int | None:
+    """The seed of a worker process whose first trial is number ``first_trial``.
+
+    The storage hands out each trial number once, so no two worker processes of a study ever
+    share a first trial, and each one draws a stream of its own: workers started together (N
+    ``sweeps run`` on one storage, ``docker compose up --scale worker=N``) never draw alike, nor
+    does a resumed run replay the draws of an earlier one. The worker that creates trial 0 (the
+    single worker of a fresh study) uses ``seed`` itself, so that run draws what it always drew.
     """
     if seed is None:
         return None
-    if trials_before == 0 and worker == 0:
+    if first_trial == 0:
         return seed
-    return int(np.random.SeedSequence([seed, trials_before, worker]).generate_state(1)[0])
+    return int(np.random.SeedSequence([seed, first_trial]).generate_state(1)[0])
+
+
+def stream_sampler(
+    settings: SamplerSettings, space: SearchSpace, *, first_trial: int
+) -> optuna.samplers.BaseSampler | None:
+    """The sampler a worker switches to at its first trial, ``first_trial``; None to keep the
+    one it opened the study with (made with the study's seed).
+
+    A worker learns its first trial's number only once the storage has created the trial, which
+    is before the sampler draws anything for it (``before_trial`` of these samplers draws
+    nothing), so switching there is as if the worker had started with that sampler.
+    """
+    seed = stream_seed(settings.seed, first_trial=first_trial)
+    if settings.type not in PER_WORKER_SEED or seed == settings.seed:
+        return None
+    return make_sampler(settings, space, seed=seed)
 
 
 def make_pruner(settings: PrunerSettings, *, max_epochs: int) -> optuna.pruners.BasePruner:

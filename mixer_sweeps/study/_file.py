@@ -25,16 +25,19 @@ from __future__ import annotations
 import difflib
 import hashlib
 import json
+import math
 import types
 import typing
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, Field, model_validator
+from pydantic import BaseModel, Field, field_validator, model_validator
 
 from mixer_sweeps.spec import (
     NAME_PATTERN,
+    SEED_LIMIT,
     FieldError,
     Problem,
     RunSpec,
@@ -54,6 +57,9 @@ PrunerType = Literal["median", "hyperband", "successive_halving", "none"]
 # Every trial gets its own name, so searching or fixing these would be meaningless.
 _RESERVED_PATHS = ("name",)
 
+MAX_GRID_POINTS = 1_000_000
+"""Most points a grid study may have: Optuna's grid sampler lists every one of them."""
+
 
 class SamplerSettings(SpecSection):
     """How the next configuration is chosen."""
@@ -65,9 +71,10 @@ class SamplerSettings(SpecSection):
     seed: int | None = Field(
         0,
         ge=0,
-        description="Seed of the sampler; null draws a fresh one. Each worker derives its own"
-        " seed from it (and from the trials already in the study), so workers never replay"
-        " each other's draws.",
+        lt=SEED_LIMIT,
+        description="Seed of the sampler; null draws a fresh one. Each worker process derives"
+        " its own seed from it and the number of its first trial, so workers never replay each"
+        " other's draws; the worker that runs trial 0 uses the seed itself.",
     )
     startup_trials: int | None = Field(
         None,
@@ -142,6 +149,7 @@ class StudySettings(SpecSection):
     replicates: int = Field(
         1,
         ge=1,
+        le=1000,
         description="Seeds per configuration (spec seed, seed + 1, ...); the objective is the"
         " mean of their best val accuracies.",
     )
@@ -154,8 +162,9 @@ class StudySettings(SpecSection):
         True,
         description="A configuration that an earlier trial completed or had pruned is not"
         " trained again: the trial takes that trial's outcome (and counts towards n_trials)."
-        " Samplers often repeat points of a discrete space, and on a fixed seed a repeat only"
-        " costs time.",
+        " One that an earlier trial is training now is waited for, then taken likewise (trained"
+        " after all if that trial fails). Samplers often repeat points of a discrete space, and"
+        " on a fixed seed a repeat only costs time.",
     )
 
 
@@ -172,6 +181,13 @@ class _Dimension(SpecSection):
     high: int | float | None = None
     log: bool = False
     step: int | float | None = Field(None, gt=0)
+
+    @field_validator("low", "high", "step", mode="before")
+    @classmethod
+    def _finite(cls, value: Any) -> Any:
+        if isinstance(value, float) and not math.isfinite(value):
+            raise ValueError("must be a finite number")
+        return value
 
     @model_validator(mode="after")
     def _is_consistent(self) -> _Dimension:
@@ -257,6 +273,19 @@ class StudyFile:
         data = apply_overrides(self.base_data, {**overrides, **extra})
         return validate_model(RunSpec, data, YamlDocument(data, {}, f"trial {name}"))
 
+    def variants(self) -> Iterator[tuple[str, RunSpec]]:
+        """The base spec, then each choice (each end of each range) applied alone to it.
+
+        Each with a label saying which (``studies/s.yaml with model.depth=12``): what ``sweeps
+        run`` checks against the machine (device, memory) before any trial starts.
+        """
+        yield f"{self.source} (the base spec)", self.base_spec
+        for dim in self.space.dims:
+            values = dim.values if isinstance(dim, Choices) else (dim.low, dim.high)
+            for value in values:
+                spec = self.trial_spec({dim.path: value}, name=self.name)
+                yield f"{self.source} with {dim.path}={value!r}", spec
+
     def fingerprint(self) -> str:
         """Hash of what makes trials comparable: base spec, fixed values, space, replicates.
 
@@ -310,13 +339,15 @@ def parse_study_file(
 
 
 def _check(doc: YamlDocument, base_dir: Path) -> StudyFile:
+    # Every section is checked even when another has mistakes, so that one run of `sweeps
+    # validate` lists them all: a broken study section does not hide a broken inline run.
     problems: list[Problem] = []
-    document = _collect(problems, lambda: validate_model(_StudyDocument, doc.data, doc))
-    if document is None:
-        raise SpecError(doc.source, problems)
-    settings = _collect(
-        problems, lambda: validate_model(StudySettings, document.study, doc, prefix=("study",))
-    )
+    document = _sections(doc, problems)
+    settings = None
+    if document.study is not None:
+        settings = _collect(
+            problems, lambda: validate_model(StudySettings, document.study, doc, prefix=("study",))
+        )
 
     dims = {}
     for key, value in document.space.items():
@@ -329,14 +360,17 @@ def _check(doc: YamlDocument, base_dir: Path) -> StudyFile:
         if _check_path(("fixed", key), doc, problems) is not None
     }
 
-    base_raw = None if settings is None else _load_base(document, settings, doc, base_dir, problems)
+    base_raw, base_valid = _load_base(document, settings, doc, base_dir, problems)
     base_data = base_spec = None
     if base_raw is not None:
-        base_data = apply_overrides(base_raw, fixed)
-        base_spec = _collect(problems, lambda: _validate_fixed(base_data, fixed, doc))
-    if base_spec is not None:
+        base_data = _collect(problems, lambda: apply_overrides(base_raw, fixed))
+    if base_data is not None:
+        if base_valid:
+            base_spec = _collect(problems, lambda: _validate_fixed(base_data, fixed, doc))
+        else:  # its own problems are listed; the fixed values' may still be found
+            problems.extend(_fixed_problems(base_data, fixed, doc))
         for key, dim in dims.items():
-            _check_dimension_values(key, dim, base_data, doc, problems)
+            _check_dimension_values(key, dim, base_data, doc, problems, own_only=base_spec is None)
 
     space = SearchSpace(tuple(dims.values()))
     if settings is not None:
@@ -351,6 +385,49 @@ def _check(doc: YamlDocument, base_dir: Path) -> StudyFile:
         base_data=base_data,
         base_spec=base_spec,
         source=doc.source,
+    )
+
+
+@dataclass(frozen=True)
+class _Sections:
+    """The top-level sections of a study file; those with mistakes are left out."""
+
+    study: dict[str, Any] | None
+    space: dict[str, Any]
+    fixed: dict[str, Any]
+    run: dict[str, Any] | None
+    run_given: bool
+    """A top-level ``run:`` is there, even if it is not a valid mapping."""
+    base: str | None
+    """``study.base`` when it is a string, even if the rest of ``study:`` is not valid."""
+
+
+def _sections(doc: YamlDocument, problems: list[Problem]) -> _Sections:
+    try:
+        document = validate_model(_StudyDocument, doc.data, doc)
+    except SpecError as exc:
+        problems.extend(exc.problems)
+        bad = {p.path.split(".")[0] for p in exc.problems}
+        raw = {k: v for k, v in doc.data.items() if k in _StudyDocument.model_fields}
+        good = {k: v for k, v in raw.items() if k not in bad}
+        study = good.get("study")
+        base = study.get("base") if isinstance(study, dict) else None
+        return _Sections(
+            study=study,
+            space=good.get("space") or {},
+            fixed=good.get("fixed") or {},
+            run=good.get("run"),
+            run_given=doc.data.get("run") is not None,
+            base=base if isinstance(base, str) else None,
+        )
+    base = document.study.get("base")
+    return _Sections(
+        study=document.study,
+        space=document.space,
+        fixed=document.fixed,
+        run=document.run,
+        run_given=document.run is not None,
+        base=base if isinstance(base, str) else None,
     )
 
 
@@ -459,13 +536,19 @@ def _numeric_kind(annotation: Any) -> Literal["int", "float"] | None:
 
 
 def _load_base(
-    document: _StudyDocument,
-    settings: StudySettings,
+    document: _Sections,
+    settings: StudySettings | None,
     doc: YamlDocument,
     base_dir: Path,
     problems: list[Problem],
-) -> dict[str, Any] | None:
-    if (settings.base is None) == (document.run is None):
+) -> tuple[dict[str, Any] | None, bool]:
+    """The base run spec as written (None if there is none to read), and whether it is valid.
+
+    Its problems are added to ``problems``: an inline ``run:`` is checked like a spec file, every
+    mistake with its ``run.`` path and line, also when the ``study:`` section has mistakes.
+    """
+    raw_base = document.study.get("base") if document.study is not None else None
+    if document.study is not None and (raw_base is None) == (not document.run_given):
         problems.append(
             _problem(
                 doc,
@@ -473,21 +556,59 @@ def _load_base(
                 "give exactly one of study.base (a run spec file) and a top-level run: mapping",
             )
         )
-        return None
+        return None, False
     if document.run is not None:
-        run = {"name": settings.name, **document.run}
-        if _collect(problems, lambda: validate_model(RunSpec, run, doc, prefix=("run",))):
-            return run
-        return None
-    path = base_dir / settings.base
+        name = settings.name if settings is not None else "study"
+        run = {"name": name, **document.run}
+        try:
+            validate_model(RunSpec, run, doc, prefix=("run",))
+        except SpecError as exc:
+            problems.extend(exc.problems)
+            return run, False
+        return run, True
+    base = settings.base if settings is not None else document.base
+    if base is None:  # missing, or not a string: study.base has a problem listed already
+        return None, False
+    path = base_dir / base
     try:
-        base_doc = read_yaml(path)
+        # A regular file only: a device (/dev/zero) would be read forever and a named pipe
+        # would block the open.
+        base_doc = read_yaml(path, regular_only=True)
+    except SpecError as exc:
+        problems.extend(_base_problems(doc, exc))
+        return None, False
+    try:
         validate_model(RunSpec, base_doc.data, base_doc)
     except SpecError as exc:
-        for problem in exc.problems:
-            problems.append(_problem(doc, ("study", "base"), f"{exc.source}: {problem}"))
-        return None
-    return base_doc.data
+        problems.extend(_base_problems(doc, exc))
+        return base_doc.data, False
+    return base_doc.data, True
+
+
+def _base_problems(doc: YamlDocument, exc: SpecError) -> list[Problem]:
+    return [
+        _problem(
+            doc,
+            ("study", "base"),
+            f"{exc.source}: {p}"
+            if p.path
+            else f"{exc.source}{'' if p.line is None else f' (line {p.line})'}: {p.message}",
+        )
+        for p in exc.problems
+    ]
+
+
+def _fixed_problems(
+    base_data: dict[str, Any], fixed: dict[str, Any], doc: YamlDocument
+) -> list[Problem]:
+    """The problems the fixed values themselves make in a base spec that has its own."""
+    try:
+        validate_model(RunSpec, base_data, YamlDocument(base_data, {}, doc.source))
+    except SpecError as exc:
+        return [
+            _problem(doc, ("fixed", p.path), p.message) for p in exc.problems if p.path in fixed
+        ]
+    return []
 
 
 def _validate_fixed(base_data: dict[str, Any], fixed: dict[str, Any], doc: YamlDocument) -> RunSpec:
@@ -511,7 +632,11 @@ def _check_dimension_values(
     base_data: dict[str, Any],
     doc: YamlDocument,
     problems: list[Problem],
+    *,
+    own_only: bool = False,
 ) -> None:
+    """Each choice (each end of a range) applied alone to the base; with ``own_only`` (the base
+    has problems of its own, already listed) only the problems of the dimension's own field."""
     if isinstance(dim, Choices):
         candidates = [(("choices", i), value) for i, value in enumerate(dim.values)]
     else:
@@ -522,6 +647,8 @@ def _check_dimension_values(
             validate_model(RunSpec, data, YamlDocument(data, {}, doc.source))
         except SpecError as exc:
             for p in exc.problems:
+                if own_only and p.path != key:
+                    continue
                 problems.append(
                     _problem(doc, ("space", key, *where), f"{value!r} makes an invalid run: {p}")
                 )
@@ -544,19 +671,40 @@ def _check_study_rules(
                         "the grid sampler needs choices or a range with a step",
                     )
                 )
-        if settings.n_trials is not None and space.is_grid():
-            size = space.grid_size()
-            if settings.n_trials > size:
-                problems.append(
-                    _problem(
-                        doc,
-                        ("study", "n_trials"),
-                        f"the grid has {size} points, so at most {size} trials"
-                        f" but got {settings.n_trials}",
-                    )
+        counts = _grid_counts(space)
+        size = math.prod(counts.values())
+        if counts and size > MAX_GRID_POINTS:
+            biggest = max(counts, key=lambda path: counts[path])
+            shown = " x ".join(f"{path}: {n:,}" for path, n in counts.items())
+            problems.append(
+                _problem(
+                    doc,
+                    ("space", biggest),
+                    f"the grid has {size:,} points ({shown}), more than the"
+                    f" {MAX_GRID_POINTS:,} a grid study may have; use fewer choices or"
+                    " larger steps",
                 )
+            )
+        elif settings.n_trials is not None and space.is_grid() and settings.n_trials > size:
+            problems.append(
+                _problem(
+                    doc,
+                    ("study", "n_trials"),
+                    f"the grid has {size} points, so at most {size} trials"
+                    f" but got {settings.n_trials}",
+                )
+            )
     elif settings.n_trials is None and settings.timeout is None:
         problems.append(_problem(doc, ("study", "n_trials"), "set n_trials or timeout (or both)"))
+    if base_spec is not None and base_spec.seed + settings.replicates > SEED_LIMIT:
+        problems.append(
+            _problem(
+                doc,
+                ("study", "replicates"),
+                f"the seeds of the replicates ({base_spec.seed} on) must stay below 2**32"
+                f" but got {settings.replicates}",
+            )
+        )
     if settings.replicates > 1 and space.get("seed") is not None:
         problems.append(
             _problem(doc, ("space", "seed"), "cannot be searched with study.replicates > 1")
@@ -572,6 +720,17 @@ def _check_study_rules(
                     f" use pruner type none) but got {settings.pruner.min_epochs}",
                 )
             )
+
+
+def _grid_counts(space: SearchSpace) -> dict[str, int]:
+    """Points along each grid dimension, counted without listing them."""
+    counts = {}
+    for dim in space.dims:
+        if isinstance(dim, Choices):
+            counts[dim.path] = len(dim.values)
+        elif dim.step is not None:
+            counts[dim.path] = int(round((dim.high - dim.low) / dim.step)) + 1
+    return counts
 
 
 def _max_epochs(space: SearchSpace, base_spec: RunSpec) -> int:

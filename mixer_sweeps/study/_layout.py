@@ -5,12 +5,14 @@
     <results>/<name>/
         study.yaml          the resolved study file (what ``sweeps report`` reads)
         study.journal       the default storage (Optuna's journal file)
-        claim.lock          taken while a worker claims its next trial
-        workers/<id>.lock   held by each living worker process
+        claim.lock          taken while a worker claims its next trial (workers of this folder)
         trials/<n>/         trial n's run: spec.yaml, history.csv, metrics.json, ...
         trials/<n>/seed-<s>/  one run per seed when the study has replicates
         report/             ``sweeps report``'s output
         wandb/              offline W&B runs
+
+Whether a trial's worker is alive is not kept here but in the storage, which every worker of the
+study shares wherever its folder is (``_liveness``).
 """
 
 from __future__ import annotations
@@ -42,10 +44,6 @@ class StudyLayout:
     @property
     def claim_lock(self) -> Path:
         return self.root / "claim.lock"
-
-    @property
-    def workers_dir(self) -> Path:
-        return self.root / "workers"
 
     @property
     def report_dir(self) -> Path:

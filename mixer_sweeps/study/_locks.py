@@ -10,8 +10,8 @@ from pathlib import Path
 class FileLock:
     """An exclusive ``flock`` on ``path``, taken and released as often as needed.
 
-    A process that dies (``kill -9`` included) never leaves it taken, so it serves both as a
-    mutex between workers and as proof that its holder is alive.
+    A process that dies (``kill -9`` included) never leaves it taken: a mutex between the
+    workers that share a folder (the claim lock).
     """
 
     def __init__(self, path: Path, *, create: bool = True) -> None:

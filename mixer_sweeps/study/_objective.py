@@ -11,23 +11,28 @@ What a trial keeps is a :class:`~mixer_sweeps.study._record.TrialRecord`, stored
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import statistics
+import time
 import traceback
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
 import optuna
+from optuna.exceptions import UpdateFinishedTrialError
 from optuna.trial import FrozenTrial, TrialState
 
 from mixer_sweeps._signals import Interrupt
-from mixer_sweeps.data import DatasetSplits, DatasetUnavailable, load_data
+from mixer_sweeps.data import DatasetSplits, load_data
 from mixer_sweeps.spec import DataSpec, RunSpec, SpecError
 from mixer_sweeps.study import _record as attr
+from mixer_sweeps.study._faults import machine_fault
 from mixer_sweeps.study._file import StudyFile
 from mixer_sweeps.study._layout import StudyLayout
+from mixer_sweeps.study._liveness import why_abandoned
 from mixer_sweeps.study._record import TrialRecord
 from mixer_sweeps.tracking import make_trackers
 from mixer_sweeps.training import (
@@ -43,6 +48,8 @@ from mixer_sweeps.training import (
 )
 
 ERROR_FILE = "error.txt"
+TWIN_POLL_S = 1.0
+"""How often a trial waiting for a running twin looks whether it has finished."""
 
 
 class TrialAbandoned(Exception):
@@ -98,7 +105,8 @@ class Objective:
         study_file: the study.
         layout: the study's folder; trial ``n`` writes to ``trials/<n>/`` in it.
         data: the worker's dataset cache.
-        worker: the worker's id (see :class:`~mixer_sweeps.study._recovery.WorkerLock`).
+        worker: who runs the trial, the ``worker`` attr (see
+            :class:`~mixer_sweeps.study._liveness.WorkerIdentity`).
         interrupt: the worker's SIGINT state.
         on_suggested: called once the trial's params are in the storage (the worker then lets
             the next worker claim a trial).
@@ -124,7 +132,8 @@ class Objective:
         self.on_suggested = on_suggested
         self.callbacks = list(callbacks)
         self.fatal: str | None = None
-        """Set when no trial of this worker can succeed (the dataset is missing)."""
+        """Set when no trial of this worker can succeed: a fault of the machine (see
+        :func:`~mixer_sweeps.study._faults.machine_fault`)."""
 
     def __call__(self, trial: optuna.Trial) -> float:
         trial.set_user_attr(attr.WORKER, self.worker)
@@ -134,29 +143,49 @@ class Objective:
             params = self.study_file.space.suggest(trial)
             self.on_suggested()
             if self.study_file.settings.skip_duplicates:
-                twin = _finished_twin(trial, params)
+                twin = self._twin(trial, params)
                 if twin is not None:
                     return _reuse(trial, twin)
             with self.interrupt.armed():
                 return self._train(trial, params)
-        except optuna.TrialPruned:
+        except (optuna.TrialPruned, UpdateFinishedTrialError):
+            # UpdateFinishedTrialError: another worker took this one for dead and ended the
+            # trial; nothing more can be stored in it (the worker says so and goes on).
             raise
         except KeyboardInterrupt:
             self._abandon(trial, "interrupted (Ctrl-C); its configuration is queued again")
             raise TrialAbandoned("interrupted") from None
-        except DatasetUnavailable as exc:
-            self.fatal = str(exc)
-            self._abandon(trial, f"DatasetUnavailable: {exc}")
-            raise TrialAbandoned(str(exc)) from None
         except SpecError as exc:
             problems = "; ".join(str(p) for p in exc.problems)
             trial.set_user_attr(attr.REASON, f"invalid run spec: {problems}")
             raise
         except Exception as exc:
+            # A full disk, a missing dataset, no GPU: no trial can succeed until it is fixed.
+            fault = machine_fault(exc)
+            if fault is not None:
+                self.fatal = fault
+                with contextlib.suppress(Exception):  # the storage may be on the full disk
+                    self._abandon(trial, fault)
+                raise TrialAbandoned(fault) from None
             trial.set_user_attr(attr.REASON, f"{type(exc).__name__}: {exc}")
             trial_dir.mkdir(parents=True, exist_ok=True)
             atomic_write_text(trial_dir / ERROR_FILE, traceback.format_exc())
             raise
+
+    def _twin(self, trial: optuna.Trial, params: dict[str, Any]) -> FrozenTrial | None:
+        """The trial with the same ``params`` whose outcome ``trial`` takes, if any.
+
+        A finished (COMPLETE or PRUNED) twin is taken at once. A twin that an earlier-numbered
+        trial is training now is waited for (Ctrl-C stops the wait), then taken; only earlier
+        ones, so two trials never wait for each other. If the twin fails or its worker is found
+        dead, ``trial`` trains the configuration itself.
+        """
+        while True:
+            twin = _twin(trial, params)
+            if twin is None or twin.state.is_finished():
+                return twin
+            with self.interrupt.armed():
+                time.sleep(TWIN_POLL_S)
 
     def _abandon(self, trial: optuna.Trial, reason: str) -> None:
         trial.set_user_attr(attr.ABANDONED, True)
@@ -240,11 +269,18 @@ class Objective:
         return Trainer(spec, run_dir=run_dir, **kwargs)
 
 
-def _finished_twin(trial: optuna.Trial, params: dict[str, Any]) -> FrozenTrial | None:
-    finished = trial.study.get_trials(
-        deepcopy=False, states=(TrialState.COMPLETE, TrialState.PRUNED)
+def _twin(trial: optuna.Trial, params: dict[str, Any]) -> FrozenTrial | None:
+    """The first finished trial with ``params``; else the first earlier one running them, alive."""
+    trials = trial.study.get_trials(
+        deepcopy=False, states=(TrialState.COMPLETE, TrialState.PRUNED, TrialState.RUNNING)
     )
-    return next((t for t in finished if t.params == params), None)
+    same = [t for t in trials if t.params == params and t.number != trial.number]
+    finished = next((t for t in same if t.state != TrialState.RUNNING), None)
+    if finished is not None:
+        return finished
+    now = time.time()
+    running = (t for t in same if t.number < trial.number and why_abandoned(t, now=now) is None)
+    return next(running, None)
 
 
 def _reuse(trial: optuna.Trial, twin: FrozenTrial) -> float:

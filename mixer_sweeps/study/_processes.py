@@ -91,6 +91,8 @@ def run_processes(
                     handled = counter.presses
                 monitor.update(study.get_trials(deepcopy=False))
                 fatal = _drain(messages, errors) or fatal
+                if fatal is not None:
+                    stop.set()  # a fault of the machine: the other workers start no new trial
                 if not alive:
                     break
                 sentinels = [p.sentinel for p in alive]

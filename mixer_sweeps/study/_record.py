@@ -8,8 +8,10 @@ column header: ``val_acc`` per epoch, ``best_val_acc`` per run (a tuple over the
 here), ``test_acc``, ``num_params``, ``epochs``, ``seconds``.
 
 Re-queued trials carry the ``failed_trial`` / ``retry_history`` system attrs of
-:class:`optuna.storages.RetryHeartbeatStaleTrialCallback`, so that Optuna's own heartbeat and this
-project's recovery write the same links.
+:class:`optuna.storages.RetryHeartbeatStaleTrialCallback` (the links Optuna's own tools know), and
+``crash_history``: the attempts among them whose worker died, which alone count towards the retry
+limit. A running trial's ``worker`` user attr and ``heartbeat`` system attr tell whether it is
+still alive (``_liveness``).
 """
 
 from __future__ import annotations
@@ -36,10 +38,15 @@ FIRST_ATTEMPT = "first_attempt"
 DUPLICATE_OF = "duplicate_of"
 RESUMED = "resumed"
 ABANDONED = "abandoned"
+CRASHED = "crashed"
 RETRY_HISTORY = "retry_history"
 """System attr: the numbers of the failed attempts of this trial's configuration."""
 FAILED_TRIAL = "failed_trial"
 """System attr: the number of the first attempt of this trial's configuration."""
+CRASH_HISTORY = "crash_history"
+"""System attr: the failed attempts of this configuration whose worker died (see ``_recovery``)."""
+HEARTBEAT = "heartbeat"
+"""System attr: ``time.time()`` when the trial's worker last said it was alive (``_liveness``)."""
 
 
 @dataclass(frozen=True)
@@ -75,7 +82,11 @@ class TrialRecord:
     resumed: Mapping[str, Any] | None = None
     abandoned: bool = False
     """Stopped for a reason that is not its configuration's fault (Ctrl-C, no data)."""
+    crashed: bool = False
+    """Failed by another worker because this one died (or went silent) during the trial."""
     retry_history: tuple[int, ...] = ()
+    heartbeat: float | None = None
+    """When the worker running the trial last stamped it (``time.time()``)."""
     intermediate: Mapping[int, float] = field(default_factory=dict)
     """The pruning metric reported per epoch by the first seed."""
     started: datetime.datetime | None = None
@@ -143,7 +154,9 @@ class TrialRecord:
             duplicate_of=attrs.get(DUPLICATE_OF),
             resumed=attrs.get(RESUMED),
             abandoned=bool(attrs.get(ABANDONED, False)),
+            crashed=bool(attrs.get(CRASHED, False)),
             retry_history=tuple(trial.system_attrs.get(RETRY_HISTORY) or ()),
+            heartbeat=trial.system_attrs.get(HEARTBEAT),
             intermediate=dict(trial.intermediate_values),
             started=trial.datetime_start,
             duration=trial.duration,
@@ -181,7 +194,8 @@ def count_trials(trials: Iterable[TrialRecord | FrozenTrial]) -> TrialCounts:
     retried = retried_numbers(items)
     counts = {state: 0 for state in TrialState}
     for trial in items:
-        if not (trial.state == TrialState.FAIL and trial.number in retried):
+        # An abandoned trial (Ctrl-C, a full disk) is not its configuration's failure either.
+        if not (trial.state == TrialState.FAIL and (trial.number in retried or trial.abandoned)):
             counts[trial.state] += 1
     return TrialCounts(
         complete=counts[TrialState.COMPLETE],

@@ -1,24 +1,21 @@
-"""Trials whose process died: find them, fail them and queue their configuration again.
+"""Trials whose worker died: find them, fail them and queue their configuration again.
 
-A worker holds an exclusive ``flock`` on its own lock file (``<study dir>/workers/<id>.lock``)
-for as long as it lives, and tags every trial it runs with that id. The kernel drops the lock when
-the process ends, however it ends (``kill -9`` included), so a RUNNING trial whose worker's lock
-can be taken was abandoned. This works for every storage and needs no timeout; RDB storages also
-have Optuna's heartbeat, which covers workers on other machines. Both end in
-:func:`requeue_trial`.
+Whether a running trial's worker lives is read from the storage, where every worker of the study
+sees it (:func:`~mixer_sweeps.study._liveness.why_abandoned`: the worker is provably gone, or its
+heartbeat is stale), so workers in different folders, on other hosts and on every storage judge
+alike. The next worker that claims a trial fails those trials and queues them again.
 
 Re-queued trials are new trials (Optuna never reopens a finished one) that carry the old trial's
 params and the ``failed_trial`` / ``retry_history`` system attrs of
 :class:`optuna.storages.RetryHeartbeatStaleTrialCallback`, so the failed originals can be told
-apart from real failures when counting a study's trials.
+apart from real failures when counting a study's trials. Only crashes count towards
+``MAX_RETRIES``: ``crash_history`` lists the attempts whose worker died, while a trial stopped by
+Ctrl-C (not its configuration's fault) is queued again however often it happens.
 """
 
 from __future__ import annotations
 
-import os
-import secrets
-import socket
-from typing import Any
+import time
 
 import optuna
 from optuna.exceptions import UpdateFinishedTrialError
@@ -26,59 +23,10 @@ from optuna.storages import BaseStorage
 from optuna.trial import FrozenTrial, TrialState
 
 from mixer_sweeps.study import _record as attr
-from mixer_sweeps.study._layout import StudyLayout
-from mixer_sweeps.study._locks import FileLock
+from mixer_sweeps.study._liveness import why_abandoned
 
 MAX_RETRIES = 3
 """A configuration whose worker died is queued again this many times, then counts as failed."""
-
-
-class WorkerLock:
-    """Held by a worker process for its lifetime; proves to others that it is alive."""
-
-    def __init__(self, layout: StudyLayout) -> None:
-        self.host = socket.gethostname()
-        self.pid = os.getpid()
-        self.id = f"{self.host}-{self.pid}-{secrets.token_hex(4)}"
-        self.path = layout.workers_dir / f"{self.id}.lock"
-        self._lock: FileLock | None = None
-
-    @property
-    def info(self) -> dict[str, Any]:
-        """What a trial stores about the worker that runs it."""
-        return {"host": self.host, "pid": self.pid, "id": self.id}
-
-    def __enter__(self) -> WorkerLock:
-        self._lock = FileLock(self.path)
-        self._lock.acquire(blocking=False)
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        assert self._lock is not None
-        self.path.unlink(missing_ok=True)
-        self._lock.close()
-        self._lock = None
-
-
-def worker_is_dead(layout: StudyLayout, info: Any) -> bool:
-    """Whether the worker ``info`` (a trial's ``worker`` attr) is known to have ended.
-
-    Workers on other hosts are never declared dead here; the heartbeat covers them.
-    """
-    if not isinstance(info, dict) or info.get("host") != socket.gethostname():
-        return False
-    path = layout.workers_dir / f"{info.get('id')}.lock"
-    try:
-        lock = FileLock(path, create=False)
-    except FileNotFoundError:
-        return True
-    try:
-        if not lock.acquire(blocking=False):
-            return False
-        path.unlink(missing_ok=True)
-        return True
-    finally:
-        lock.close()
 
 
 def fail_trial(storage: BaseStorage, study_name: str, number: int, reason: str) -> bool:
@@ -87,29 +35,43 @@ def fail_trial(storage: BaseStorage, study_name: str, number: int, reason: str) 
     trial_id = storage.get_trial_id_from_study_id_trial_number(study_id, number)
     try:
         storage.set_trial_user_attr(trial_id, attr.REASON, reason)
+        # Marked before it ends, so a worker killed between failing and re-queueing it leaves a
+        # trial the next worker still re-queues (see the worker's claim loop).
+        storage.set_trial_user_attr(trial_id, attr.CRASHED, True)
         return storage.set_trial_state_values(trial_id, state=TrialState.FAIL)
     except UpdateFinishedTrialError:
         return False
 
 
 def requeue_trial(
-    study: optuna.Study, trial: FrozenTrial, *, max_retries: int | None = MAX_RETRIES
+    study: optuna.Study,
+    trial: FrozenTrial,
+    *,
+    crashed: bool = True,
+    max_retries: int | None = MAX_RETRIES,
 ) -> bool:
     """Queue ``trial``'s configuration again as a new WAITING trial; False past ``max_retries``.
 
+    ``crashed``: ``trial`` failed because its worker died; such attempts are counted (the
+    ``crash_history`` system attr) and, past ``max_retries`` of them, the configuration is not
+    queued again. Other failed attempts (Ctrl-C, a dataset that is missing) are never counted.
+
     The new trial's ``retry_of`` user attr names ``trial`` (whose checkpoint it resumes) and
-    ``first_attempt`` the first trial of the configuration. The old trial's other user attrs stay
-    behind: they describe that attempt. Also the ``heartbeat_stale_trial_callback`` of RDB
-    storages.
+    ``first_attempt`` the first trial of the configuration. The old trial's other user attrs and
+    its heartbeat stay behind: they describe that attempt.
     """
     history = [*trial.system_attrs.get(attr.RETRY_HISTORY, []), trial.number]
-    if max_retries is not None and len(history) > max_retries:
-        return False
+    crashes = [*trial.system_attrs.get(attr.CRASH_HISTORY, [])]
+    if crashed:
+        crashes.append(trial.number)
+        if max_retries is not None and len(crashes) > max_retries:
+            return False
     first = trial.system_attrs.get(attr.FAILED_TRIAL, trial.number)
     system_attrs = {
-        **trial.system_attrs,
+        **{k: v for k, v in trial.system_attrs.items() if k != attr.HEARTBEAT},
         attr.FAILED_TRIAL: first,
         attr.RETRY_HISTORY: history,
+        attr.CRASH_HISTORY: crashes,
     }
     study.add_trial(
         optuna.trial.create_trial(
@@ -124,20 +86,22 @@ def requeue_trial(
 
 
 def recover_abandoned_trials(
-    study: optuna.Study, storage: BaseStorage, layout: StudyLayout
+    study: optuna.Study, storage: BaseStorage, *, grace_s: float | None = None
 ) -> list[int]:
-    """Fail and re-queue the RUNNING trials of workers on this host that have ended.
+    """Fail and re-queue the RUNNING trials whose worker is gone or silent (see
+    :func:`~mixer_sweeps.study._liveness.why_abandoned`; ``grace_s`` defaults to
+    ``SWEEPS_HEARTBEAT_GRACE_S``).
 
-    Returns the numbers of the trials recovered. Callers hold the study's claim lock, so two
-    processes never recover the same trial.
+    Returns the numbers of the trials recovered. A trial that another worker fails first is left
+    to it: the storage lets only one of them end the trial.
     """
     recovered = []
+    now = time.time()
     for trial in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
-        info = trial.user_attrs.get(attr.WORKER)
-        if not worker_is_dead(layout, info):
+        why = why_abandoned(trial, grace_s=grace_s, now=now)
+        if why is None:
             continue
-        reason = f"abandoned: worker {info['host']}:{info['pid']} ended during the trial"
-        if fail_trial(storage, study.study_name, trial.number, reason):
+        if fail_trial(storage, study.study_name, trial.number, f"abandoned: {why}"):
             requeue_trial(study, trial)
             recovered.append(trial.number)
     return recovered

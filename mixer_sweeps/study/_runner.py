@@ -18,7 +18,6 @@ import yaml
 from optuna.trial import FrozenTrial
 from rich.console import Console
 
-from mixer_sweeps.study._algorithms import worker_seed
 from mixer_sweeps.study._describe import describe_budget, describe_counts, describe_search
 from mixer_sweeps.study._file import StudyFile
 from mixer_sweeps.study._layout import StudyLayout
@@ -127,9 +126,6 @@ def run_study(
             storage_url=url,
             layout=layout,
             index=i,
-            sampler_seed=worker_seed(
-                study_file.settings.sampler.seed, trials_before=len(before), worker=i
-            ),
             n_trials=n_trials,
             deadline=deadline,
             threads=threads,

@@ -6,11 +6,17 @@ trials that are finished or running, and asks Optuna for a new trial only while 
 below ``n_trials``; it lets go of the lock once the new trial is RUNNING with its params stored.
 The count is read from the storage, so it holds across the workers of one run, across separate
 ``sweeps run`` processes on one machine and across runs.
+
+While a trial runs, the worker's heartbeat stamps it (``_liveness``). A worker whose trial another
+worker ended (it took this one for dead) prints one warning line and goes on with the next trial.
+Each worker process draws from a sampler stream of its own, picked at its first trial
+(:func:`~mixer_sweeps.study._algorithms.stream_sampler`).
 """
 
 from __future__ import annotations
 
 import os
+import sys
 import time
 import traceback
 from collections.abc import Callable, Sequence
@@ -21,14 +27,16 @@ import optuna
 from optuna.trial import FrozenTrial, TrialState
 
 from mixer_sweeps._signals import Interrupt
-from mixer_sweeps.study._algorithms import make_pruner, make_sampler
+from mixer_sweeps.study._algorithms import make_pruner, make_sampler, stream_sampler
+from mixer_sweeps.study._faults import machine_fault
 from mixer_sweeps.study._file import StudyFile
 from mixer_sweeps.study._layout import StudyLayout
+from mixer_sweeps.study._liveness import WorkerPresence
 from mixer_sweeps.study._locks import FileLock
 from mixer_sweeps.study._objective import DataCache, Objective, TrialAbandoned
 from mixer_sweeps.study._quiet import optuna_quiet
-from mixer_sweeps.study._record import TrialRecord, count_trials
-from mixer_sweeps.study._recovery import WorkerLock, recover_abandoned_trials, requeue_trial
+from mixer_sweeps.study._record import TrialRecord, count_trials, records, retried_numbers
+from mixer_sweeps.study._recovery import recover_abandoned_trials, requeue_trial
 from mixer_sweeps.study._storage import open_storage
 from mixer_sweeps.training import Callback
 
@@ -47,7 +55,6 @@ class WorkerConfig:
     storage_url: str | None
     layout: StudyLayout
     index: int
-    sampler_seed: int | None
     n_trials: int | None
     deadline: float | None
     """``time.time()`` after which no trial starts."""
@@ -69,8 +76,9 @@ def work(
     study = optuna.load_study(
         study_name=study_file.name,
         storage=storage,
+        # The study's seed until the worker's first trial picks its stream (stream_sampler).
         sampler=make_sampler(
-            study_file.settings.sampler, study_file.space, seed=config.sampler_seed
+            study_file.settings.sampler, study_file.space, seed=study_file.settings.sampler.seed
         ),
         pruner=make_pruner(study_file.settings.pruner, max_epochs=study_file.max_epochs),
     )
@@ -78,7 +86,7 @@ def work(
     claim_delay = float(os.environ.get(CLAIM_DELAY_ENV) or 0)
     abandon_delay = float(os.environ.get(ABANDON_DELAY_ENV) or 0)
     try:
-        with WorkerLock(layout) as worker:
+        with WorkerPresence(storage) as worker:
             objective = Objective(
                 study_file,
                 layout=layout,
@@ -89,31 +97,59 @@ def work(
                 callbacks=callbacks,
             )
 
+            first_trial = True
+
             def run_trial(trial: optuna.Trial) -> float:
-                try:
-                    return objective(trial)
-                except TrialAbandoned:
-                    if interrupt.requested:
-                        time.sleep(abandon_delay)
-                    raise
+                nonlocal first_trial
+                if first_trial:
+                    first_trial = False
+                    sampler = stream_sampler(
+                        study_file.settings.sampler, study_file.space, first_trial=trial.number
+                    )
+                    study.sampler = sampler or study.sampler
+                with worker.running(trial._trial_id):
+                    try:
+                        return objective(trial)
+                    except TrialAbandoned:
+                        if interrupt.requested:
+                            time.sleep(abandon_delay)
+                        raise
 
             while not (interrupt.requested or objective.fatal or (stop and stop.is_set())):
                 if config.deadline is not None and time.time() >= config.deadline:
                     break
                 with claim:
-                    recover_abandoned_trials(study, storage, layout)
-                    # Optuna fails heartbeat-stale trials only when asked for a new one; counted
-                    # as running, they would stop a study that has no other trial left to run.
-                    optuna.storages.fail_stale_trials(study)
+                    # Counted as running, the trials of dead workers would stop a study that
+                    # has no other trial left to run.
+                    recover_abandoned_trials(study, storage)
+                    _requeue_missed(study)
                     if config.n_trials is not None:
                         counts = count_trials(study.get_trials(deepcopy=False))
                         if counts.finished + counts.running >= config.n_trials:
                             break
                     time.sleep(claim_delay)
-                    study.optimize(
-                        run_trial, n_trials=1, catch=(Exception,), callbacks=[_requeue_abandoned]
-                    )
+                    try:
+                        study.optimize(
+                            run_trial,
+                            n_trials=1,
+                            catch=(Exception,),
+                            callbacks=[worker.told, _requeue_abandoned],
+                        )
+                    except Exception:
+                        # Another worker took this one for dead and ended its trial first, so
+                        # Optuna could not record how it ended here: say so and go on.
+                        taken = worker.taken()
+                        if taken is None:
+                            raise
+                        _warn_taken(taken)
                 after_trial()
+    except Exception as exc:
+        # The machine failed under the trial's bookkeeping too (its storage on a full disk):
+        # stop with one message; the next run recovers the trial as a dead worker's.
+        fault = machine_fault(exc)
+        if fault is None:
+            raise
+        return fault
     finally:
         claim.close()
     return objective.fatal
@@ -121,7 +157,30 @@ def work(
 
 def _requeue_abandoned(study: optuna.Study, trial: FrozenTrial) -> None:
     if trial.state == TrialState.FAIL and TrialRecord.from_trial(trial).abandoned:
-        requeue_trial(study, trial, max_retries=None)
+        requeue_trial(study, trial, crashed=False)
+
+
+def _requeue_missed(study: optuna.Study) -> None:
+    """Queue again the failed attempts whose re-queueing never reached the storage: it failed on
+    a full disk along with the trial, or the worker that recovered a dead one died in between."""
+    trials = study.get_trials(deepcopy=False)
+    queued = retried_numbers(records(trials))
+    for trial in trials:
+        if trial.state != TrialState.FAIL or trial.number in queued:
+            continue
+        if TrialRecord.from_trial(trial).crashed:
+            requeue_trial(study, trial, crashed=True)
+        else:
+            _requeue_abandoned(study, trial)
+
+
+def _warn_taken(trial: FrozenTrial) -> None:
+    reason = TrialRecord.from_trial(trial).reason or trial.state.name
+    sys.stderr.write(
+        f"warning: trial {trial.number} was ended by another worker, which took this one for"
+        f" dead ({reason}); going on with the next trial\n"
+    )
+    sys.stderr.flush()
 
 
 def worker_main(config: WorkerConfig, stop: Any, messages: Any) -> None:

@@ -11,6 +11,7 @@ from mixer_sweeps.training._checkpoint import (
     BEST_WEIGHTS_FILE,
     CHECKPOINT_FILE,
     CheckpointError,
+    check_resumable,
     load_checkpoint,
     save_checkpoint,
 )
@@ -25,6 +26,7 @@ from mixer_sweeps.training._outputs import (
 )
 from mixer_sweeps.training._records import HISTORY_COLUMNS, EpochRecord, Stop, TrainResult
 from mixer_sweeps.training._trainer import (
+    DeviceUnavailable,
     NonFiniteLossError,
     Trainer,
     resolve_device,
@@ -35,6 +37,8 @@ __all__ = [
     "BEST_WEIGHTS_FILE",
     "CHECKPOINT_FILE",
     "CheckpointError",
+    "DeviceUnavailable",
+    "check_resumable",
     "load_checkpoint",
     "save_checkpoint",
     "CURVES_FILE",

@@ -2,21 +2,32 @@
 
 A checkpoint holds only tensors and plain Python types (numbers, strings, lists, dicts), so
 ``torch.load(weights_only=True)`` reads it and a file crafted to run code on load is refused.
+A file that loads is then checked against the model it is to resume (every key, type and
+shape) before anything is taken from it, so a checkpoint of another model or a damaged one is
+one :class:`CheckpointError` naming what is wrong, not an error deep inside torch.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import io
+import math
 import pickle
 import random
 import zipfile
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
+from torch import nn
 
 from mixer_sweeps.training._outputs import atomic_write_bytes
+from mixer_sweeps.training._records import EpochRecord
+
+if TYPE_CHECKING:
+    from mixer_sweeps.spec import RunSpec
 
 CHECKPOINT_FILE = "checkpoint.pt"
 BEST_WEIGHTS_FILE = "best.pt"
@@ -38,7 +49,20 @@ def save_checkpoint(path: Path, state: dict[str, Any]) -> None:
         ) from exc
 
 
-def load_checkpoint(path: Path) -> dict[str, Any]:
+def load_checkpoint(
+    path: Path,
+    *,
+    model: nn.Module | None = None,
+    optimizer: torch.optim.Optimizer | None = None,
+    scheduler: Any = None,
+) -> dict[str, Any]:
+    """Read a checkpoint; with ``model`` (and its optimizer and scheduler), check it fits them.
+
+    Raises:
+        CheckpointError: the file is missing, corrupt, holds code, or (given ``model``) lacks a
+            key, has one of the wrong type, or a tensor of the wrong shape; the message names
+            the file and the key.
+    """
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except FileNotFoundError:
@@ -52,7 +76,239 @@ def load_checkpoint(path: Path) -> dict[str, Any]:
         raise CheckpointError(f"checkpoint {path} is corrupt or truncated: {exc}") from None
     if not isinstance(state, dict) or "format" not in state:
         raise CheckpointError(f"{path} is not a mixer-sweeps checkpoint")
+    if model is not None:
+        problems = checkpoint_problems(state, model, optimizer, scheduler)
+        if problems:
+            shown = "; ".join(problems[:_SHOWN])
+            more = f" (and {len(problems) - _SHOWN} more)" if len(problems) > _SHOWN else ""
+            raise CheckpointError(f"checkpoint {path} cannot be resumed: {shown}{more}")
     return state
+
+
+_SHOWN = 5
+
+_TYPES: dict[str, tuple[type, ...]] = {
+    "format": (int,),
+    "spec": (dict,),
+    "epoch": (int,),
+    "model": (dict,),
+    "optimizer": (dict,),
+    "scheduler": (dict,),
+    "history": (list,),
+    "best_val_acc": (int, float),
+    "best_epoch": (int,),
+    "best_state": (dict, type(None)),
+    "epochs_since_best": (int,),
+    "rng": (dict,),
+}
+"""Every key of a checkpoint (see ``Trainer.state_dict``) and the types its value may have."""
+
+
+def checkpoint_problems(
+    state: Mapping[str, Any],
+    model: nn.Module,
+    optimizer: torch.optim.Optimizer | None = None,
+    scheduler: Any = None,
+) -> list[str]:
+    """What keeps ``state`` from resuming training of ``model``: one line per problem."""
+    problems: list[str] = []
+    for key, types in _TYPES.items():
+        if key not in state:
+            problems.append(f"{key}: missing")
+        elif not _is(state[key], types):
+            problems.append(f"{key}: expected {_names(types)} but got {_type(state[key])}")
+    if problems:
+        return problems
+    if state["format"] != 1:
+        problems.append(f"format: {state['format']} is not a format this version reads (1)")
+    for key in ("epoch", "best_epoch", "epochs_since_best"):
+        if state[key] < 0:
+            problems.append(f"{key}: must not be negative but got {state[key]}")
+    expected = model.state_dict()
+    problems += _tensor_problems("model", state["model"], expected)
+    if state["best_state"] is not None:
+        problems += _tensor_problems("best_state", state["best_state"], expected)
+    if optimizer is not None:
+        problems += _optimizer_problems(state["optimizer"], optimizer)
+    if scheduler is not None:
+        problems += _scheduler_problems(state["scheduler"], scheduler)
+    problems += _history_problems(state["history"])
+    problems += _rng_problems(state["rng"])
+    return problems
+
+
+def _is(value: Any, types: tuple[type, ...]) -> bool:
+    if isinstance(value, bool) and bool not in types:
+        return False
+    return isinstance(value, types)
+
+
+def _names(types: tuple[type, ...]) -> str:
+    return " or ".join("None" if t is type(None) else t.__name__ for t in types)
+
+
+def _type(value: Any) -> str:
+    if isinstance(value, torch.Tensor):
+        return f"a tensor of shape {tuple(value.shape)}"
+    return type(value).__name__
+
+
+def _tensor_problems(
+    where: str, saved: Mapping[Any, Any], expected: Mapping[str, torch.Tensor]
+) -> list[str]:
+    problems = [f"{where}.{key}: missing" for key in expected if key not in saved]
+    problems += [f"{where}.{key}: not in the model" for key in saved if key not in expected]
+    for key, want in expected.items():
+        if key not in saved:
+            continue
+        got = saved[key]
+        if not isinstance(got, torch.Tensor):
+            problems.append(f"{where}.{key}: expected a tensor but got {_type(got)}")
+        elif got.shape != want.shape:
+            problems.append(
+                f"{where}.{key}: has shape {tuple(got.shape)} but the model needs"
+                f" {tuple(want.shape)}"
+            )
+        elif got.dtype.is_floating_point != want.dtype.is_floating_point:
+            problems.append(
+                f"{where}.{key}: has dtype {got.dtype} but the model needs {want.dtype}"
+            )
+    return problems
+
+
+def _optimizer_problems(saved: Mapping[str, Any], optimizer: torch.optim.Optimizer) -> list[str]:
+    groups, state = saved.get("param_groups"), saved.get("state")
+    if not isinstance(groups, list) or not all(isinstance(g, dict) for g in groups):
+        return [f"optimizer.param_groups: expected a list of mappings but got {_type(groups)}"]
+    if not isinstance(state, dict):
+        return [f"optimizer.state: expected a mapping but got {_type(state)}"]
+    current = optimizer.param_groups
+    if len(groups) != len(current):
+        return [
+            f"optimizer.param_groups: {len(groups)} groups but the optimizer has {len(current)}"
+        ]
+    problems: list[str] = []
+    shapes: dict[Any, torch.Size] = {}
+    for i, (group, mine) in enumerate(zip(groups, current, strict=True)):
+        params = group.get("params")
+        if not isinstance(params, list) or len(params) != len(mine["params"]):
+            count = len(params) if isinstance(params, list) else _type(params)
+            problems.append(
+                f"optimizer.param_groups.{i}.params: {count} parameters but the model has"
+                f" {len(mine['params'])} in this group"
+            )
+            continue
+        shapes.update(zip(params, (p.shape for p in mine["params"]), strict=True))
+        for key, value in mine.items():
+            if key == "params" or value is None:
+                continue
+            if key not in group:
+                problems.append(f"optimizer.param_groups.{i}.{key}: missing")
+            elif not _like(group[key], value):
+                problems.append(
+                    f"optimizer.param_groups.{i}.{key}: expected {type(value).__name__}"
+                    f" but got {_type(group[key])}"
+                )
+    for index, entry in state.items():
+        if index not in shapes:
+            problems.append(f"optimizer.state.{index}: no such parameter")
+            continue
+        if not isinstance(entry, dict):
+            problems.append(f"optimizer.state.{index}: expected a mapping but got {_type(entry)}")
+            continue
+        for key, value in entry.items():
+            if not isinstance(value, torch.Tensor):
+                problems.append(
+                    f"optimizer.state.{index}.{key}: expected a tensor but got {_type(value)}"
+                )
+            elif value.ndim and value.shape != shapes[index]:
+                problems.append(
+                    f"optimizer.state.{index}.{key}: has shape {tuple(value.shape)} but the"
+                    f" parameter has {tuple(shapes[index])}"
+                )
+    return problems
+
+
+def _like(saved: Any, current: Any) -> bool:
+    if isinstance(current, bool):
+        return isinstance(saved, bool)
+    if isinstance(current, int | float):
+        return isinstance(saved, int | float) and not isinstance(saved, bool)
+    if isinstance(current, tuple | list):
+        return isinstance(saved, tuple | list) and len(saved) == len(current)
+    return isinstance(saved, type(current))
+
+
+def _scheduler_problems(saved: Mapping[str, Any], scheduler: Any) -> list[str]:
+    problems = []
+    for key, value in scheduler.state_dict().items():
+        if key not in saved:
+            problems.append(f"scheduler.{key}: missing")
+        elif value is not None and not _like(saved[key], value):
+            problems.append(
+                f"scheduler.{key}: expected {type(value).__name__} but got {_type(saved[key])}"
+            )
+    return problems
+
+
+_HISTORY_KEYS = {f.name for f in dataclasses.fields(EpochRecord)}
+
+
+def _history_problems(history: list[Any]) -> list[str]:
+    for i, record in enumerate(history):
+        if not isinstance(record, dict):
+            return [f"history.{i}: expected a mapping but got {_type(record)}"]
+        if set(record) != _HISTORY_KEYS:
+            missing = sorted(_HISTORY_KEYS - set(record))
+            extra = sorted(set(record) - _HISTORY_KEYS)
+            return [f"history.{i}: missing {missing}, unknown {extra}"]
+        for key, value in record.items():
+            if not _is(value, (int, float)):
+                return [f"history.{i}.{key}: expected a number but got {_type(value)}"]
+    return []
+
+
+def _rng_problems(rng: Mapping[str, Any]) -> list[str]:
+    """Each generator's state is tried on a throwaway generator of the same kind."""
+    problems = []
+    checks = {
+        "torch": lambda s: torch.Generator().set_state(s),
+        "numpy": lambda s: np.random.RandomState().set_state(
+            (s[0], s[1].numpy().astype(np.uint32), *s[2:])
+        ),
+        "python": lambda s: random.Random().setstate(_to_tuples(s)),
+    }
+    for key, check in checks.items():
+        if key not in rng:
+            problems.append(f"rng.{key}: missing")
+            continue
+        try:
+            check(rng[key])
+        except (TypeError, ValueError, RuntimeError, LookupError, AttributeError) as exc:
+            message = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+            problems.append(f"rng.{key}: not a generator state ({message})")
+    cuda = rng.get("cuda")
+    if cuda is not None and not (
+        isinstance(cuda, list) and all(isinstance(t, torch.Tensor) for t in cuda)
+    ):
+        problems.append(f"rng.cuda: expected a list of tensors but got {_type(cuda)}")
+    return problems
+
+
+def check_resumable(spec: RunSpec, path: Path) -> None:
+    """Raise :class:`CheckpointError` unless the checkpoint at ``path`` fits ``spec``'s model.
+
+    Cheap: the model, optimizer and schedule are built on the CPU from the dataset's facts, with
+    no data loaded, so a damaged checkpoint is refused before a dataset is read or a GPU is used.
+    """
+    from mixer_sweeps.data import DATASETS
+    from mixer_sweeps.training._build import build_model, build_optimizer
+
+    info = DATASETS[spec.data.dataset]
+    model = build_model(spec.model, info)
+    steps = math.ceil((info.train_size - spec.data.val_size) / spec.optim.batch_size)
+    optimizer, scheduler = build_optimizer(spec.optim, model, steps_per_epoch=steps)
+    load_checkpoint(path, model=model, optimizer=optimizer, scheduler=scheduler)
 
 
 def remove_stale_temp_files(run_dir: Path) -> None:

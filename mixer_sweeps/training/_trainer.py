@@ -25,7 +25,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from mixer_sweeps.data import DatasetSplits, load_data, normalize
-from mixer_sweeps.spec import RunSpec
+from mixer_sweeps.spec import RunSpec, check_memory
 from mixer_sweeps.training import _outputs as outputs
 from mixer_sweeps.training._build import build_augment, build_model, build_optimizer
 from mixer_sweeps.training._callbacks import Callback
@@ -46,12 +46,25 @@ class NonFiniteLossError(RuntimeError):
     """The training loss became NaN or infinite."""
 
 
+class DeviceUnavailable(RuntimeError):
+    """``train.device`` names a device this machine does not have: a fault of the machine."""
+
+
 def resolve_device(name: str) -> torch.device:
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if name == "cuda" and not torch.cuda.is_available():
-        raise RuntimeError("train.device is 'cuda' but torch sees no CUDA device")
-    return torch.device(name)
+    device = torch.device(name)
+    if device.type == "cuda":
+        if not torch.cuda.is_available():
+            raise DeviceUnavailable(f"train.device is {name!r} but torch sees no CUDA device")
+        if device.index is not None and device.index >= torch.cuda.device_count():
+            raise DeviceUnavailable(
+                f"train.device is {name!r} but torch sees {torch.cuda.device_count()} CUDA"
+                " device(s)"
+            )
+    if device.type == "mps" and not torch.backends.mps.is_available():
+        raise DeviceUnavailable(f"train.device is {name!r} but torch sees no MPS (Apple) GPU")
+    return device
 
 
 def seed_everything(seed: int) -> None:
@@ -91,6 +104,9 @@ class Trainer:
         self.run_dir = run_dir
         self.callbacks = list(callbacks)
         self.device = resolve_device(spec.train.device)
+        # Before anything is allocated: a run too big for the device is a SpecError, not a
+        # minutes-long allocation that ends in an out-of-memory kill.
+        check_memory(spec, self.device, source=f"run {spec.name}")
         if spec.train.threads is not None:
             torch.set_num_threads(spec.train.threads)
         self.data = (data or load_data(spec.data)).to(self.device)
@@ -126,7 +142,13 @@ class Trainer:
         if resume:
             if run_dir is None:
                 raise ValueError("resume needs a run_dir to find the checkpoint in")
-            self.load_state_dict(load_checkpoint(run_dir / CHECKPOINT_FILE))
+            checkpoint = load_checkpoint(
+                run_dir / CHECKPOINT_FILE,
+                model=self.model,
+                optimizer=self.optimizer,
+                scheduler=self.scheduler,
+            )
+            self.load_state_dict(checkpoint)
 
     def fit(self) -> TrainResult:
         """Train until the epochs run out, early stopping fires or a callback stops the run.
