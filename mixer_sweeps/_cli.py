@@ -223,8 +223,26 @@ def _check_run_dir(run_dir: Path, *, resume: bool, force: bool) -> None:
 def run(
     study_file: Annotated[Path, typer.Argument(help="Study YAML.", show_default=False)],
     workers: Annotated[
-        int, typer.Option(min=1, help="Local worker processes; torch threads are split evenly.")
-    ] = 1,
+        int | None,
+        typer.Option(
+            min=1,
+            help="Local worker processes, each on its own share of the cores (and, with GPUs,"
+            " on one GPU, round-robin). Default: 1, or one per GPU times --workers-per-gpu.",
+            show_default=False,
+        ),
+    ] = None,
+    gpus: Annotated[
+        str | None,
+        typer.Option(
+            help="GPUs for the workers, as CUDA_VISIBLE_DEVICES names them: 0,2,3."
+            " Default: every visible GPU when there are several workers.",
+            show_default=False,
+        ),
+    ] = None,
+    workers_per_gpu: Annotated[
+        int | None,
+        typer.Option(min=1, help="Workers sharing one GPU (small Mixers use a small part of it)."),
+    ] = None,
     n_trials: Annotated[
         int | None, typer.Option(min=1, help="Override study.n_trials (total, all workers).")
     ] = None,
@@ -266,8 +284,18 @@ def run(
 
     console = Console(highlight=False, soft_wrap=True)
     try:
+        from mixer_sweeps.study import parse_gpus
+
+        if workers is None and workers_per_gpu is None:
+            workers = 1
         outcome = run_study(
-            study_file, workers=workers, results_dir=results, storage=storage, console=console
+            study_file,
+            workers=workers,
+            gpus=None if gpus is None else parse_gpus(gpus),
+            workers_per_gpu=workers_per_gpu,
+            results_dir=results,
+            storage=storage,
+            console=console,
         )
     except (ValueError, StudyMismatchError) as exc:
         raise _fail(str(exc)) from None

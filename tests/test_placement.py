@@ -72,3 +72,33 @@ def test_parse_gpus(text: str, gpus: list[str]) -> None:
 def test_parse_gpus_refuses(text: str) -> None:
     with pytest.raises(ValueError, match="--gpus"):
         parse_gpus(text)
+
+
+def test_spawned_workers_get_their_gpu_and_cores(tmp_path) -> None:
+    # GPUs are injected by name: on a machine without them, CUDA_VISIBLE_DEVICES is still what
+    # each spawned worker process finds in its environment, which it stores with its trials.
+    import os
+
+    from test_study import make_study
+
+    from mixer_sweeps.study import run_study
+
+    study_file = make_study(
+        tmp_path,
+        {"optim.lr": {"choices": [1e-2, 2e-2, 3e-2, 4e-2]}},
+        sampler={"type": "grid"},
+        pruner={"type": "none"},
+    )
+    run = run_study(
+        study_file, workers=None, gpus=["5", "7"], workers_per_gpu=1, results_dir=tmp_path
+    )
+    assert not run.errors and run.counts.complete == 4
+    workers = {t.user_attrs["worker"]["pid"]: t.user_attrs["worker"] for t in run.trials}
+    assert len(workers) == 2 and os.getpid() not in workers
+    assert sorted(w["gpu"] for w in workers.values()) == ["5", "7"]
+    cores = sorted(os.sched_getaffinity(0))
+    shares = [tuple(w["cores"]) for w in workers.values()]
+    if len(cores) >= 2:
+        assert sorted(c for share in shares for c in share) == cores  # disjoint, all of them
+    # The trials' spec asks for one thread, which wins over the worker's share once it trains.
+    assert all(w["threads"] == len(w["cores"]) for w in workers.values())

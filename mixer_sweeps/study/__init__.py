@@ -40,6 +40,7 @@ from mixer_sweeps.study._layout import StudyLayout
 from mixer_sweeps.study._liveness import WorkerIdentity, WorkerPresence, why_abandoned
 from mixer_sweeps.study._monitor import StudyMonitor
 from mixer_sweeps.study._objective import DataCache, Objective, PruningCallback, TrialAbandoned
+from mixer_sweeps.study._placement import Placement, parse_gpus, place_workers
 from mixer_sweeps.study._quiet import optuna_quiet
 from mixer_sweeps.study._record import (
     TrialCounts,
@@ -63,6 +64,9 @@ from mixer_sweeps.study._storage import (
 from mixer_sweeps.study._summary import print_summary
 
 __all__ = [
+    "Placement",
+    "parse_gpus",
+    "place_workers",
     "MAX_RETRIES",
     "STORAGE_ENV",
     "Choices",

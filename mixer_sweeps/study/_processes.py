@@ -8,12 +8,13 @@ are recovered when the study next runs.
 
 from __future__ import annotations
 
+import contextlib
 import multiprocessing
 import multiprocessing.connection
 import os
 import queue
 import signal
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import optuna
@@ -25,6 +26,7 @@ from mixer_sweeps.study._worker import WorkerConfig, work, worker_main
 from mixer_sweeps.training import Callback, EpochRecord, Stop, Trainer
 
 POLL_INTERVAL_S = 0.5
+VISIBLE = "CUDA_VISIBLE_DEVICES"
 
 
 class _Poll(Callback):
@@ -72,8 +74,10 @@ def run_processes(
     with counter.installed():
         # Workers start with the signals ignored and handle them once they can stop cleanly.
         with ignored():
-            for process in processes:
-                process.start()
+            for process, config in zip(processes, configs, strict=True):
+                gpu = None if config.placement is None else config.placement.gpu
+                with _visible_gpu(gpu):
+                    process.start()
         try:
             while True:
                 alive = [p for p in processes if p.is_alive()]
@@ -107,6 +111,23 @@ def run_processes(
     return counter.presses > 0, fatal, errors
 
 
+@contextlib.contextmanager
+def _visible_gpu(gpu: str | None) -> Iterator[None]:
+    """``CUDA_VISIBLE_DEVICES`` as a process spawned in the block inherits it."""
+    if gpu is None:
+        yield
+        return
+    before = os.environ.get(VISIBLE)
+    os.environ[VISIBLE] = gpu
+    try:
+        yield
+    finally:
+        if before is None:
+            del os.environ[VISIBLE]
+        else:
+            os.environ[VISIBLE] = before
+
+
 def _drain(messages: Any, errors: list[str]) -> str | None:
     fatal = None
     while True:
@@ -118,10 +139,3 @@ def _drain(messages: Any, errors: list[str]) -> str | None:
             fatal = text
         else:
             errors.append(text)
-
-
-def cores() -> int:
-    """The cores this process may run on."""
-    if hasattr(os, "sched_getaffinity"):
-        return len(os.sched_getaffinity(0))
-    return os.cpu_count() or 1

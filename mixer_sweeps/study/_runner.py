@@ -1,7 +1,8 @@
 """Run a study: open its storage, start its workers, show their progress, say what happened.
 
 With one worker the trials run in this process; with more, each worker is a ``spawn``-ed process
-with ``cores // workers`` torch threads, and this process only shows progress (see
+placed on the machine by :func:`~mixer_sweeps.study._placement.place_workers` (a GPU each,
+round-robin, and a disjoint share of the cores), and this process only shows progress (see
 :mod:`~mixer_sweeps.study._processes`). How a worker claims exactly ``n_trials`` trials in total
 is told in :mod:`~mixer_sweeps.study._worker`: a finished study gains no trials when run again,
 and an interrupted one runs only what is left.
@@ -10,6 +11,7 @@ and an interrupted one runs only what is left.
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -22,7 +24,8 @@ from mixer_sweeps.study._describe import describe_budget, describe_counts, descr
 from mixer_sweeps.study._file import StudyFile
 from mixer_sweeps.study._layout import StudyLayout
 from mixer_sweeps.study._monitor import StudyMonitor
-from mixer_sweeps.study._processes import cores, run_here, run_processes
+from mixer_sweeps.study._placement import Placement, place_workers, usable_cores, visible_gpus
+from mixer_sweeps.study._processes import run_here, run_processes
 from mixer_sweeps.study._quiet import optuna_quiet
 from mixer_sweeps.study._record import TrialCounts, TrialRecord, best_trial, count_trials, records
 from mixer_sweeps.study._storage import (
@@ -80,7 +83,9 @@ class StudyRun:
 def run_study(
     study_file: StudyFile,
     *,
-    workers: int = 1,
+    workers: int | None = 1,
+    gpus: Sequence[str] | None = None,
+    workers_per_gpu: int | None = None,
     results_dir: str | Path = "results",
     storage: str | None = None,
     console: Console | None = None,
@@ -89,7 +94,11 @@ def run_study(
 
     Args:
         study_file: from :func:`~mixer_sweeps.study.load_study_file`.
-        workers: local worker processes; 1 runs the trials in this process.
+        workers: local worker processes; 1 runs the trials in this process. None: one per GPU
+            times ``workers_per_gpu``.
+        gpus: the GPUs to place workers on (``CUDA_VISIBLE_DEVICES`` names); None: those this
+            process sees, when the base spec may use CUDA.
+        workers_per_gpu: how many workers share one GPU.
         results_dir: the study's files go to ``<results_dir>/<name>/``.
         storage: storage URL; before ``SWEEPS_STORAGE`` and ``study.storage``.
         console: where progress goes; None shows nothing.
@@ -98,8 +107,7 @@ def run_study(
         ValueError: a bad ``workers`` or storage URL.
         StudyMismatchError: the stored study of that name came from a different study file.
     """
-    if workers < 1:
-        raise ValueError(f"workers must be at least 1 but got {workers}")
+    placements = _place(study_file, workers, gpus, workers_per_gpu)
     started = time.monotonic()
     url = resolve_storage(storage, study_file.settings.storage)
     check_storage_url(url)
@@ -116,10 +124,11 @@ def run_study(
     before = study.get_trials(deepcopy=False)
     counts = count_trials(before)
     n_trials = study_file.n_trials
-    console.print(_header(study_file, workers, described, counts))
+    console.print(_header(study_file, len(placements), described, counts))
 
     deadline = time.time() + study_file.settings.timeout if study_file.settings.timeout else None
-    threads = max(1, cores() // workers) if workers > 1 else None
+    if len(placements) > 1:
+        console.print("\n".join(p.describe() for p in placements))
     configs = [
         WorkerConfig(
             study_file=study_file,
@@ -128,9 +137,9 @@ def run_study(
             index=i,
             n_trials=n_trials,
             deadline=deadline,
-            threads=threads,
+            placement=placements[i] if len(placements) > 1 else None,
         )
-        for i in range(workers)
+        for i in range(len(placements))
     ]
     monitor = StudyMonitor(
         study_file.name,
@@ -145,7 +154,7 @@ def run_study(
         console.print(f"nothing to run: {counts.finished} of {n_trials} trials have finished")
     else:
         with monitor:
-            if workers == 1:
+            if len(configs) == 1:
                 interrupted, fatal = run_here(configs[0], study, monitor)
             else:
                 interrupted, fatal, errors = run_processes(configs, study, monitor)
@@ -163,6 +172,20 @@ def run_study(
         seconds=time.monotonic() - started,
         fatal=fatal,
         errors=errors,
+    )
+
+
+def _place(
+    study_file: StudyFile,
+    workers: int | None,
+    gpus: Sequence[str] | None,
+    workers_per_gpu: int | None,
+) -> list[Placement]:
+    if gpus is None:
+        on_cpu = study_file.base_spec.train.device == "cpu"
+        gpus = [] if on_cpu or workers == 1 else visible_gpus()
+    return place_workers(
+        workers, gpus=list(gpus), cores=usable_cores(), workers_per_gpu=workers_per_gpu
     )
 
 

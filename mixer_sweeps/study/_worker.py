@@ -34,6 +34,7 @@ from mixer_sweeps.study._layout import StudyLayout
 from mixer_sweeps.study._liveness import WorkerPresence
 from mixer_sweeps.study._locks import FileLock
 from mixer_sweeps.study._objective import DataCache, Objective, TrialAbandoned
+from mixer_sweeps.study._placement import Placement
 from mixer_sweeps.study._quiet import optuna_quiet
 from mixer_sweeps.study._record import TrialRecord, count_trials, records, retried_numbers
 from mixer_sweeps.study._recovery import recover_abandoned_trials, requeue_trial
@@ -58,7 +59,8 @@ class WorkerConfig:
     n_trials: int | None
     deadline: float | None
     """``time.time()`` after which no trial starts."""
-    threads: int | None
+    placement: Placement | None
+    """Its GPU and cores when it runs in a process of its own; None in the ``sweeps`` process."""
 
 
 def work(
@@ -91,7 +93,7 @@ def work(
                 study_file,
                 layout=layout,
                 data=DataCache(),
-                worker=worker.info,
+                worker={**worker.info, **_where()},
                 interrupt=interrupt,
                 on_suggested=claim.release,
                 callbacks=callbacks,
@@ -183,14 +185,30 @@ def _warn_taken(trial: FrozenTrial) -> None:
     sys.stderr.flush()
 
 
+def _where() -> dict[str, Any]:
+    """Where this worker really runs, read from its own process (for ``sweeps run``'s header and
+    for people reading a trial): its GPU, torch threads and CPU cores."""
+    import torch
+
+    cores = sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else None
+    return {
+        "gpu": os.environ.get("CUDA_VISIBLE_DEVICES"),
+        "threads": torch.get_num_threads(),
+        "cores": cores,
+    }
+
+
 def worker_main(config: WorkerConfig, stop: Any, messages: Any) -> None:
     """The entry point of a spawned worker process; it reports to its parent on ``messages``."""
     interrupt = Interrupt()
     with interrupt.installed(), optuna_quiet():
         import torch
 
-        if config.threads is not None:
-            torch.set_num_threads(config.threads)
+        placement = config.placement
+        if placement is not None:
+            if hasattr(os, "sched_setaffinity"):
+                os.sched_setaffinity(0, placement.cores)
+            torch.set_num_threads(placement.threads)
         try:
             fatal = work(config, interrupt, stop=stop)
         except Exception:
