@@ -275,7 +275,10 @@ def run(
         study_file = load_study_file(study_file, overrides)
     except SpecError as exc:
         raise _fail(str(exc)) from None
-    _check_machine(study_file.variants(), processes=workers)
+    if workers is None and workers_per_gpu is None:
+        workers = 1
+    # With --workers-per-gpu alone, as many processes share a GPU (and its memory).
+    _check_machine(study_file.variants(), processes=workers or workers_per_gpu or 1)
     _check_writable(results / study_file.name, "results folder")
 
     from rich.console import Console
@@ -286,8 +289,6 @@ def run(
     try:
         from mixer_sweeps.study import parse_gpus
 
-        if workers is None and workers_per_gpu is None:
-            workers = 1
         outcome = run_study(
             study_file,
             workers=workers,
