@@ -13,29 +13,11 @@ dtype. The ratio says how many times that floor the whole load costs (the docstr
 from __future__ import annotations
 
 import argparse
-import os
-import platform
 import statistics
 import sys
 import time
-from pathlib import Path
 
-
-def hardware() -> str:
-    import torch
-
-    cpu = platform.processor() or platform.machine()
-    cpuinfo = Path("/proc/cpuinfo")
-    if cpuinfo.exists():
-        models = [
-            line.split(":", 1)[1].strip()
-            for line in cpuinfo.read_text().splitlines()
-            if line.startswith("model name")
-        ]
-        cpu = models[0] if models else cpu
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
-    system = f"{platform.system()} {platform.release()}"
-    return f"{cpu}, {cores} cores, {system}, torch {torch.__version__}"
+from _hardware import hardware  # benchmarks/, on sys.path when run as a script
 
 
 def _timed(fn) -> float:

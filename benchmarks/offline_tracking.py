@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import platform
 import socket
 import statistics
 import sys
@@ -29,26 +28,10 @@ import time
 import warnings
 from pathlib import Path
 
+from _hardware import hardware  # benchmarks/, on sys.path when run as a script
+
 REPO = Path(__file__).resolve().parents[1]
 SPEC = REPO / "specs" / "digits.yaml"
-
-
-def hardware() -> str:
-    import torch
-
-    cpu = platform.processor() or platform.machine()
-    cpuinfo = Path("/proc/cpuinfo")
-    if cpuinfo.exists():
-        models = [
-            line.split(":", 1)[1].strip()
-            for line in cpuinfo.read_text().splitlines()
-            if line.startswith("model name")
-        ]
-        cpu = models[0] if models else cpu
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
-    return (
-        f"{cpu}, {cores} cores, {platform.system()} {platform.release()}, torch {torch.__version__}"
-    )
 
 
 def _closed_port() -> int:

@@ -20,7 +20,6 @@ from __future__ import annotations
 import argparse
 import multiprocessing
 import os
-import platform
 import statistics
 import sys
 import tempfile
@@ -29,6 +28,7 @@ from pathlib import Path
 from typing import Any
 
 import yaml
+from _hardware import hardware  # benchmarks/, on sys.path when run as a script
 
 REPO = Path(__file__).resolve().parents[1]
 QUICKSTART = REPO / "studies" / "quickstart.yaml"
@@ -151,24 +151,6 @@ def _search_result(seed, trials, epochs, trial, started) -> dict[str, Any]:
 
 def _search_job(args: tuple) -> dict[str, Any]:
     return run_search(*args)
-
-
-def hardware() -> str:
-    import torch
-
-    cpu = platform.processor() or platform.machine()
-    cpuinfo = Path("/proc/cpuinfo")
-    if cpuinfo.exists():
-        models = [
-            line.split(":", 1)[1].strip()
-            for line in cpuinfo.read_text().splitlines()
-            if line.startswith("model name")
-        ]
-        cpu = models[0] if models else cpu
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
-    return (
-        f"{cpu}, {cores} cores, {platform.system()} {platform.release()}, torch {torch.__version__}"
-    )
 
 
 def main() -> None:
