@@ -13,6 +13,7 @@ from typing import Annotated
 
 import typer
 
+from mixer_sweeps import _cmd_dashboard, _cmd_plan, _cmd_retrain, _cmd_status
 from mixer_sweeps._crash import GuardedGroup, run_guarded, summarize
 
 app = typer.Typer(
@@ -631,6 +632,13 @@ def report(
     else:
         out = out or results / "-".join(["compare", *(r.name for r in found)])
         compare_studies(found, out, formats=chosen, console=console)
+
+
+app.command()(_cmd_plan.plan)
+app.command()(_cmd_status.status)
+app.command()(_cmd_status.best)
+app.command()(_cmd_retrain.retrain)
+app.command()(_cmd_dashboard.dashboard)
 
 
 def main() -> None:

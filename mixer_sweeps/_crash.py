@@ -32,12 +32,20 @@ EXIT_INTERRUPTED = 130
 LOG_DIR_NAME = "mixer-sweeps/logs"
 
 
+LIFE = ("plan", "run", "status", "report", "best", "retrain", "sync")
+
+
 class GuardedGroup(TyperGroup):
     """The ``sweeps`` group: Ctrl-C in any command ends it with one line and exit code 130.
 
     (Typer turns it into a silent exit 130; a command that handles Ctrl-C itself, like
     ``sweeps train``, says more before it exits.)
     """
+
+    def list_commands(self, ctx: Any) -> list[str]:
+        """A study's life first, in the order it is lived; the other commands after."""
+        names = super().list_commands(ctx)
+        return sorted(names, key=lambda n: LIFE.index(n) if n in LIFE else len(LIFE))
 
     def invoke(self, ctx: Any) -> Any:
         try:
