@@ -1,3 +1,20 @@
-from mixer_sweeps._cli import main
+"""``python -m mixer_sweeps`` and the ``sweeps`` command.
 
-main()
+Kept apart from ``_cli`` so that a Ctrl-C while the command line is still importing ends the
+process with one line and exit code 130, like a Ctrl-C at any later moment.
+"""
+
+import sys
+
+
+def main() -> None:
+    try:
+        from mixer_sweeps._cli import main as run_cli
+    except KeyboardInterrupt:
+        sys.stderr.write("interrupted\n")
+        sys.exit(130)
+    run_cli()
+
+
+if __name__ == "__main__":
+    main()
