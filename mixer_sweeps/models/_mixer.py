@@ -5,7 +5,8 @@ Tolstikhin et al. 2021, "MLP-Mixer: An all-MLP Architecture for Vision", arXiv:2
 An image is cut into non-overlapping patches, each patch is linearly embedded, and the
 resulting (tokens x channels) table is processed by Mixer blocks that alternate an MLP
 across tokens (token mixing) with an MLP across channels (channel mixing). Layout follows
-timm's ``models/mlp_mixer.py``: small blocks, the model, weight init, named presets.
+timm's ``models/mlp_mixer.py``: small blocks, the model, weight init, then ``create_model``
+for the named presets (in ``_presets.py``, which a spec reads without importing torch).
 """
 
 from __future__ import annotations
@@ -15,6 +16,8 @@ import math
 import torch
 from torch import Tensor, nn
 from torchvision.ops import StochasticDepth
+
+from mixer_sweeps.models._presets import PRESETS, list_presets
 
 __all__ = ["PRESETS", "MixerBlock", "Mlp", "MlpMixer", "create_model", "list_presets"]
 
@@ -174,27 +177,6 @@ def _init_weights(module: nn.Module) -> None:
     elif isinstance(module, nn.LayerNorm):
         nn.init.ones_(module.weight)
         nn.init.zeros_(module.bias)
-
-
-PRESETS: dict[str, dict[str, int]] = {
-    "mixer-pico": dict(patch_size=4, embed_dim=64, depth=4, token_mlp_dim=32, channel_mlp_dim=256),
-    "mixer-nano": dict(patch_size=4, embed_dim=128, depth=8, token_mlp_dim=64, channel_mlp_dim=512),
-    "mixer-micro": dict(
-        patch_size=4, embed_dim=256, depth=8, token_mlp_dim=128, channel_mlp_dim=1024
-    ),
-    "mixer-tiny": dict(
-        patch_size=4, embed_dim=384, depth=12, token_mlp_dim=192, channel_mlp_dim=1536
-    ),
-    # For 8x8 inputs such as scikit-learn's digits.
-    "mixer-digits": dict(
-        patch_size=2, embed_dim=64, depth=4, token_mlp_dim=32, channel_mlp_dim=256
-    ),
-}
-
-
-def list_presets() -> list[str]:
-    """Names of the presets, smallest CIFAR-sized first."""
-    return list(PRESETS)
 
 
 def create_model(

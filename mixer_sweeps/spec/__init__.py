@@ -13,6 +13,7 @@ from mixer_sweeps.spec._resources import (
     available_memory,
     check_memory,
     estimate_memory,
+    format_bytes,
 )
 from mixer_sweeps.spec._run import (
     DEVICE_PATTERN,
@@ -64,6 +65,7 @@ __all__ = [
     "available_memory",
     "check_memory",
     "estimate_memory",
+    "format_bytes",
     "load_run_spec",
     "parse_run_spec",
     "parse_yaml",

@@ -80,13 +80,13 @@ def check_memory(
     Returns:
         The estimate (also when the free memory cannot be found out, and nothing is checked).
     """
-    import torch
-
     sizes = _sizes(spec)
     estimate = _estimate(sizes, spec.data.dataset)
     free, where = available_memory(device)
     sharing = processes
-    if torch.device(device).type == "cuda":
+    if _device_type(device) == "cuda":
+        import torch
+
         sharing = math.ceil(processes / max(1, torch.cuda.device_count()))
     needed = estimate.total * sharing
     if free is None or needed <= free:
@@ -95,10 +95,10 @@ def check_memory(
     shown = ", ".join(f"{d}={sizes[d]}" for d in drivers)
     copies = f" for {sharing} runs at once" if sharing > 1 else ""
     message = (
-        f"the run needs at least {_size(needed)} of memory{copies} ({estimate.parameters:,}"
-        f" parameters with gradients and AdamW state: {_size(estimate.parameter_bytes)};"
-        f" activations: {_size(estimate.activation_bytes)}) but there is only {_size(free)} of"
-        f" {where}; it grows with {shown}"
+        f"the run needs at least {format_bytes(needed)} of memory{copies} ({estimate.parameters:,}"
+        f" parameters with gradients and AdamW state: {format_bytes(estimate.parameter_bytes)};"
+        f" activations: {format_bytes(estimate.activation_bytes)}) but there is only"
+        f" {format_bytes(free)} of {where}; it grows with {shown}"
     )
     raise SpecError(source, [Problem(drivers[0], message)])
 
@@ -111,20 +111,25 @@ def available_memory(device: torch.device | str) -> tuple[int | None, str]:
     that only watches its workers, should not hold). Otherwise the host's available RAM, from
     psutil when it is installed, else ``/proc/meminfo``. None when it cannot be found out.
     """
+    if _device_type(device) != "cuda":
+        return _host_available(), "this machine's available RAM"
     import torch
 
     device = torch.device(device)
-    if device.type == "cuda":
-        index = device.index if device.index is not None else 0
-        try:
-            if torch.cuda.is_initialized():
-                free, _total = torch.cuda.mem_get_info(index)
-                return int(free), f"free memory on cuda:{index}"
-            total = torch.cuda.get_device_properties(index).total_memory
-        except (RuntimeError, AssertionError, ValueError):
-            return None, str(device)
-        return int(total), f"memory on cuda:{index} in all"
-    return _host_available(), "this machine's available RAM"
+    index = device.index if device.index is not None else 0
+    try:
+        if torch.cuda.is_initialized():
+            free, _total = torch.cuda.mem_get_info(index)
+            return int(free), f"free memory on cuda:{index}"
+        total = torch.cuda.get_device_properties(index).total_memory
+    except (RuntimeError, AssertionError, ValueError):
+        return None, str(device)
+    return int(total), f"memory on cuda:{index} in all"
+
+
+def _device_type(device: torch.device | str) -> str:
+    """``cuda`` for ``cuda:1``; read from the name, so that a CPU run is checked without torch."""
+    return getattr(device, "type", None) or str(device).split(":")[0]
 
 
 def _host_available() -> int | None:
@@ -204,7 +209,8 @@ def _drivers(sizes: dict[str, int], dataset: str) -> list[str]:
     return strong or [ratios[0][1]]
 
 
-def _size(count: float) -> str:
+def format_bytes(count: float) -> str:
+    """``1.5 GiB``: a number of bytes for people."""
     if count < 1024:
         return f"{count:,.0f} bytes"
     for unit in ("KiB", "MiB", "GiB", "TiB"):

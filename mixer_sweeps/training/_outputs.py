@@ -25,6 +25,8 @@ if TYPE_CHECKING:
 SPEC_FILE = "spec.yaml"
 HISTORY_FILE = "history.csv"
 METRICS_FILE = "metrics.json"
+CHECKPOINT_FILE = "checkpoint.pt"
+BEST_WEIGHTS_FILE = "best.pt"
 CURVES_FILE = "curves.png"
 
 
