@@ -154,6 +154,7 @@ def _search_job(args: tuple) -> dict[str, Any]:
 
 
 def main() -> None:
+    os.environ["WANDB_MODE"] = "disabled"  # the digits spec tracks offline; not what is measured
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument(
         "--quick",

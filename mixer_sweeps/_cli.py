@@ -14,6 +14,16 @@ from typing import Annotated
 import typer
 
 from mixer_sweeps import _cmd_dashboard, _cmd_plan, _cmd_retrain, _cmd_status
+from mixer_sweeps._checks import (
+    EXIT_BAD_INPUT,
+    EXIT_INTERRUPTED,
+    MAX_JOBS,
+    MAX_LOCAL_WORKERS,
+    StorageOption,
+    check_machine,
+    check_writable,
+    fail,
+)
 from mixer_sweeps._crash import GuardedGroup, run_guarded, summarize
 
 app = typer.Typer(
@@ -44,15 +54,6 @@ def _main(
     ] = False,
 ) -> None:
     """Run and understand hyper-parameter studies of MLP-Mixer image classifiers."""
-
-
-EXIT_BAD_INPUT = 2
-EXIT_INTERRUPTED = 130
-
-
-def _fail(message: str, code: int = EXIT_BAD_INPUT) -> typer.Exit:
-    typer.echo(f"error: {message}", err=True)
-    return typer.Exit(code)
 
 
 @app.command()
@@ -87,9 +88,9 @@ def train(
             overrides["train.device"] = device
         spec = with_overrides(spec, overrides, source=f"{spec_file} with command-line options")
     except SpecError as exc:
-        raise _fail(str(exc)) from None
+        raise fail(str(exc)) from None
     run_dir = out if out is not None else Path("results") / spec.name
-    _check_machine([(str(spec_file), spec)])
+    check_machine([(str(spec_file), spec)])
     _check_run_dir(run_dir, resume=resume, force=force)
     if resume:
         _check_resumable(spec, run_dir)
@@ -112,20 +113,26 @@ def train(
     except (DatasetUnavailable, DeviceUnavailable, CheckpointError) as exc:
         if not any(run_dir.iterdir()):
             run_dir.rmdir()
-        raise _fail(str(exc)) from None
+        raise fail(str(exc)) from None
     try:
         with graceful_interrupts(), progress:
             result = trainer.fit()
     except KeyboardInterrupt:
+        import shlex
+
+        # The same overrides, or the resumed spec would differ from the checkpoint's.
+        again = [str(spec_file), "--resume"]
+        for flag, value in (("--out", out), ("--epochs", epochs), ("--device", device)):
+            if value is not None:
+                again += [flag, str(value)]
         typer.echo(
             f"interrupted after epoch {trainer.epoch}; the checkpoint is kept."
-            f" Continue with: sweeps train {spec_file} --resume"
-            + (f" --out {run_dir}" if out is not None else ""),
+            f" Continue with: sweeps train {shlex.join(again)}",
             err=True,
         )
         raise typer.Exit(130) from None
     except (NonFiniteLossError, CheckpointError) as exc:
-        raise _fail(str(exc), code=1) from None
+        raise fail(str(exc), code=1) from None
     typer.echo(
         f"{spec.name}: best val acc {result.best_val_acc:.4f} (epoch {result.best_epoch}),"
         f" test acc {result.test_acc:.4f}, {result.epochs_run} epochs, {result.reason}."
@@ -147,24 +154,6 @@ def _echo_wandb(trackers: list, run_dir: Path) -> None:
             typer.echo(f"  browse: wandb leet {tracker.path}    upload: sweeps sync {run_dir}")
 
 
-def _check_machine(specs, processes: int = 1) -> None:
-    """Exit 2, before anything is written, when the machine lacks a run's device or memory.
-
-    ``specs``: (source, RunSpec) pairs; ``processes``: runs at once (a study's workers).
-    """
-    from mixer_sweeps.spec import SpecError, check_memory
-    from mixer_sweeps.training import DeviceUnavailable, resolve_device
-
-    for source, spec in specs:
-        try:
-            device = resolve_device(spec.train.device)
-            check_memory(spec, device, source=source, processes=processes)
-        except DeviceUnavailable as exc:
-            raise _fail(f"{source}: {exc}") from None
-        except SpecError as exc:
-            raise _fail(str(exc)) from None
-
-
 def _check_resumable(spec, run_dir: Path) -> None:
     """Exit 2 if the checkpoint in ``run_dir`` cannot resume ``spec`` (before data is loaded)."""
     from mixer_sweeps.training import CHECKPOINT_FILE, CheckpointError, check_resumable
@@ -172,25 +161,7 @@ def _check_resumable(spec, run_dir: Path) -> None:
     try:
         check_resumable(spec, run_dir / CHECKPOINT_FILE)
     except CheckpointError as exc:
-        raise _fail(str(exc)) from None
-
-
-def _check_writable(folder: Path, what: str) -> None:
-    """Exit 2 unless files can be created in ``folder`` (or, if it does not exist yet, in the
-    nearest folder above it that does). Creates nothing but a uniquely named probe file that it
-    removes, so that several processes may check one folder at once."""
-    import tempfile
-
-    existing = folder
-    while not existing.exists() and existing != existing.parent:
-        existing = existing.parent
-    if not existing.is_dir():
-        raise _fail(f"cannot write to the {what} {folder}: {existing} is not a folder")
-    try:
-        with tempfile.NamedTemporaryFile(dir=existing, prefix=".write-test-"):
-            pass
-    except OSError as exc:
-        raise _fail(f"cannot write to the {what} {folder}: {exc.strerror or exc}") from None
+        raise fail(str(exc)) from None
 
 
 def _check_run_dir(run_dir: Path, *, resume: bool, force: bool) -> None:
@@ -199,7 +170,7 @@ def _check_run_dir(run_dir: Path, *, resume: bool, force: bool) -> None:
 
     if resume and not (run_dir / CHECKPOINT_FILE).exists():
         finished = (run_dir / METRICS_FILE).exists()
-        raise _fail(
+        raise fail(
             f"{run_dir} holds a finished run; nothing to resume"
             if finished
             else f"no checkpoint to resume in {run_dir}"
@@ -207,7 +178,7 @@ def _check_run_dir(run_dir: Path, *, resume: bool, force: bool) -> None:
     if not resume and not force:
         for name, what in ((CHECKPOINT_FILE, "an interrupted run"), (METRICS_FILE, "results")):
             if (run_dir / name).exists():
-                raise _fail(
+                raise fail(
                     f"{run_dir} already holds {what}; use --resume to continue it, --force to"
                     " start afresh, or --out for another folder"
                 )
@@ -217,7 +188,7 @@ def _check_run_dir(run_dir: Path, *, resume: bool, force: bool) -> None:
         probe.write_bytes(b"")
         probe.unlink()
     except OSError as exc:
-        raise _fail(f"cannot write to the results directory {run_dir}: {exc.strerror}") from None
+        raise fail(f"cannot write to the results directory {run_dir}: {exc.strerror}") from None
 
 
 @app.command()
@@ -227,6 +198,7 @@ def run(
         int | None,
         typer.Option(
             min=1,
+            max=MAX_LOCAL_WORKERS,
             help="Local worker processes, each on its own share of the cores (and, with GPUs,"
             " on one GPU, round-robin). Default: 1, or one per GPU times --workers-per-gpu.",
             show_default=False,
@@ -259,6 +231,14 @@ def run(
         ),
     ] = None,
     results: Annotated[Path, typer.Option(help="Results folder.")] = Path("results"),
+    retry_failed: Annotated[
+        bool,
+        typer.Option(
+            "--retry-failed",
+            help="Queue the failed trials' configurations again; each retry takes its failed"
+            " trial's place in n_trials.",
+        ),
+    ] = False,
 ) -> None:
     """Run an Optuna study; running it again resumes it (a finished study adds no trials).
 
@@ -275,18 +255,17 @@ def run(
     try:
         study_file = load_study_file(study_file, overrides)
     except SpecError as exc:
-        raise _fail(str(exc)) from None
+        raise fail(str(exc)) from None
     if workers is None and workers_per_gpu is None:
         workers = 1
     # With --workers-per-gpu alone, as many processes share a GPU (and its memory).
-    _check_machine(study_file.variants(), processes=workers or workers_per_gpu or 1)
-    _check_writable(results / study_file.name, "results folder")
+    check_machine(study_file.variants(), processes=workers or workers_per_gpu or 1)
+    check_writable(results / study_file.name, "results folder")
 
-    from rich.console import Console
-
+    from mixer_sweeps._progress import output_console
     from mixer_sweeps.study import StudyMismatchError, machine_fault, print_summary, run_study
 
-    console = Console(highlight=False, soft_wrap=True)
+    console = output_console()  # in a log: a line per trial, tables at full width
     try:
         from mixer_sweeps.study import parse_gpus
 
@@ -298,24 +277,29 @@ def run(
             results_dir=results,
             storage=storage,
             console=console,
+            retry_failed=retry_failed,
         )
     except (ValueError, StudyMismatchError) as exc:
-        raise _fail(str(exc)) from None
+        raise fail(str(exc)) from None
     except OSError as exc:  # the storage's or the results' folder: full, read-only, ...
-        raise _fail(machine_fault(exc) or f"{exc.strerror or exc}: {exc.filename}") from None
+        raise fail(machine_fault(exc) or f"{exc.strerror or exc}: {exc.filename}") from None
     print_summary(outcome, console)
     from mixer_sweeps.report import report_run
 
     report_run(outcome, console)
+    from mixer_sweeps.tracking import describe_runs
+
+    for line in describe_runs(outcome.study_dir):
+        console.print(line, markup=False)
     if outcome.fatal is not None:
-        raise _fail(outcome.fatal)
+        raise fail(outcome.fatal)
     if outcome.errors:
-        raise _fail(summarize(outcome.errors), code=1)  # tracebacks go to a log file
+        raise fail(summarize(outcome.errors), code=1)  # tracebacks go to a log file
     if outcome.interrupted:
         raise typer.Exit(EXIT_INTERRUPTED)
     failed = _all_failed(outcome.records)
     if failed:
-        raise _fail(failed, code=1)
+        raise fail(failed, code=1)
 
 
 def _all_failed(trials: list) -> str | None:
@@ -344,7 +328,12 @@ def launch(
         typer.Option(help="slurm: a SLURM job array; local: the same jobs as local processes."),
     ] = "slurm",
     workers: Annotated[
-        int, typer.Option(min=1, help="Worker jobs; together they run the study's n_trials.")
+        int,
+        typer.Option(
+            min=1,
+            max=MAX_JOBS,
+            help="Worker jobs; together they run the study's n_trials.",
+        ),
     ] = 1,
     gpus_per_worker: Annotated[
         int | None,
@@ -409,7 +398,7 @@ def launch(
     try:
         loaded = load_study_file(study_file)
     except SpecError as exc:
-        raise _fail(str(exc)) from None
+        raise fail(str(exc)) from None
 
     from rich.console import Console
 
@@ -437,7 +426,7 @@ def launch(
             results_dir=results,
         )
     except LaunchError as exc:
-        raise _fail(str(exc)) from None
+        raise fail(str(exc)) from None
     console = Console(highlight=False, soft_wrap=True)
     for note in plan.notes:
         console.print(f"note: {note}", markup=False)
@@ -447,13 +436,10 @@ def launch(
     try:
         launched = launch_study(plan)
     except (ValueError, StudyMismatchError) as exc:  # LaunchError is a ValueError
-        raise _fail(str(exc)) from None
+        raise fail(str(exc)) from None
     except OSError as exc:
-        raise _fail(f"{exc.strerror or exc}: {exc.filename}") from None
-    status = any(
-        (c.name or getattr(c.callback, "__name__", "")) == "status" for c in app.registered_commands
-    )
-    console.print(launched.describe(status_command=status, study_arg=str(study_file)), markup=False)
+        raise fail(f"{exc.strerror or exc}: {exc.filename}") from None
+    console.print(launched.describe(study_arg=str(study_file)), markup=False)
     if executor != "local":
         return
     try:
@@ -467,7 +453,7 @@ def launch(
     del launched
     failed = [o for o in outcomes if o.error is not None]
     if failed:
-        raise _fail(f"{len(failed)} of {len(outcomes)} jobs failed", code=1)
+        raise fail(f"{len(failed)} of {len(outcomes)} jobs failed", code=1)
     if any(o.result and o.result.get("interrupted") for o in outcomes):
         typer.echo("interrupted: launch again to finish the study", err=True)
         raise typer.Exit(EXIT_INTERRUPTED)
@@ -518,7 +504,7 @@ def schema(
         try:
             out.write_text(text, encoding="utf-8")
         except OSError as exc:
-            raise _fail(f"cannot write {out}: {exc.strerror or exc}") from None
+            raise fail(f"cannot write {out}: {exc.strerror or exc}") from None
 
 
 @app.command()
@@ -533,44 +519,91 @@ def sync(
         float, typer.Option(help="Give up after this many seconds (0: never).", min=0)
     ] = 600,
 ) -> None:
-    """Upload the offline W&B runs under RESULTS/wandb/ with `wandb sync`; never prompts."""
-    import os
-    import signal
+    """Upload the offline W&B runs under RESULTS/wandb/ with `wandb sync`; never prompts.
+
+    It says which server it waits for, and for how long. The time-out, Ctrl-C or SIGTERM end
+    `wandb sync` and the wandb-core service it started; the runs stay on disk to sync later.
+    """
     import subprocess
 
-    from mixer_sweeps.tracking import has_wandb_credentials, offline_runs
+    from mixer_sweeps._signals import graceful_interrupts
+    from mixer_sweeps.tracking import has_wandb_credentials, offline_runs, wandb_host
 
     if not results.is_dir():
-        raise _fail(f"{results} is not a folder")
+        raise fail(f"{results} is not a folder")
     pending, synced = offline_runs(results)
     if not pending:
         done = f" ({synced} already uploaded)" if synced else ""
         typer.echo(f"nothing to sync: no offline W&B runs under {results}{done}")
         return
     if not dry_run and not has_wandb_credentials():
-        raise _fail("no W&B API key found: set WANDB_API_KEY or run `wandb login`, then sync again")
+        raise fail("no W&B API key found: set WANDB_API_KEY or run `wandb login`, then sync again")
     command = [sys.executable, "-m", "wandb", "sync", "--yes"]
+    runs = f"{len(pending)} offline run(s)"
+    host = wandb_host()
     if dry_run:
         command.append("--dry-run")
-    typer.echo(f"{'would upload' if dry_run else 'uploading'} {len(pending)} offline run(s)")
-    # Own session, so a time-out also ends the wandb-core service that `wandb sync` starts.
+        typer.echo(f"would upload {runs} to {host}")
+    else:
+        limit = f"up to {timeout:g} s (--timeout)" if timeout else "with no time limit"
+        typer.echo(
+            f"uploading {runs} to {host} with `wandb sync`: waiting for that server {limit};"
+            " Ctrl-C stops, the runs stay on disk"
+        )
+    # Its own session and process group, so that stopping it ends wandb-core as well.
     process = subprocess.Popen(
         [*command, *map(str, pending)], stdin=subprocess.DEVNULL, start_new_session=True
     )
     try:
-        code = process.wait(timeout=timeout or None)
-    except (subprocess.TimeoutExpired, KeyboardInterrupt) as exc:
-        os.killpg(process.pid, signal.SIGKILL)
-        process.wait()
-        if isinstance(exc, KeyboardInterrupt):
-            raise
-        raise _fail(
-            f"wandb sync gave up after {timeout:g} s (is the W&B server reachable?);"
+        with graceful_interrupts():  # SIGTERM too raises KeyboardInterrupt
+            code = _wait_for_sync(process, timeout, host)
+    except KeyboardInterrupt:
+        typer.echo("sync stopped; the runs stay on disk, sync again later", err=True)
+        raise typer.Exit(EXIT_INTERRUPTED) from None
+    finally:
+        _end_process_group(process)
+    if code is None:
+        raise fail(
+            f"wandb sync gave up after {timeout:g} s (is {host} reachable?);"
             " the runs stay on disk, sync again later",
             code=1,
-        ) from None
+        )
     if code:
-        raise _fail(f"wandb sync failed (exit code {code})", code=1)
+        raise fail(f"wandb sync failed (exit code {code})", code=1)
+
+
+SYNC_NOTE_S = 30.0
+"""While `wandb sync` runs, a line this often says that it still waits."""
+
+
+def _wait_for_sync(process, timeout: float, host: str) -> int | None:
+    """``process``'s exit code, or None when ``timeout`` seconds (0: never) passed first."""
+    import subprocess
+    import time
+
+    started = time.monotonic()
+    while True:
+        waited = time.monotonic() - started
+        step = SYNC_NOTE_S if not timeout else min(SYNC_NOTE_S, timeout - waited)
+        if step <= 0:
+            return None
+        try:
+            return process.wait(timeout=step)
+        except subprocess.TimeoutExpired:
+            waited = time.monotonic() - started
+            if not timeout or waited < timeout:
+                typer.echo(f"still waiting for {host} ({waited:.0f} s)")
+
+
+def _end_process_group(process) -> None:
+    """Kill what is left of ``process``'s group (the process, the wandb-core it started)."""
+    import contextlib
+    import os
+    import signal
+
+    with contextlib.suppress(ProcessLookupError):  # all gone already
+        os.killpg(process.pid, signal.SIGKILL)
+    process.wait()
 
 
 @app.command()
@@ -602,36 +635,33 @@ def report(
     results: Annotated[
         Path, typer.Option(help="Results folder, where study files' results are.")
     ] = Path("results"),
-    storage: Annotated[
-        str | None,
-        typer.Option(
-            help="Optuna storage URL; else $SWEEPS_STORAGE, else study.storage, else the journal"
-            " file in the results.",
-            show_default=False,
-        ),
-    ] = None,
+    storage: StorageOption = None,
 ) -> None:
     """Ablation tables and plots of a study: Markdown, CSV, LaTeX and a self-contained HTML page.
 
     `sweeps run` writes the report when the study ends; this writes it again, at any time.
     """
-    from rich.console import Console
-
+    from mixer_sweeps._progress import output_console
     from mixer_sweeps.report import compare_studies, load_results, parse_formats, write_report
 
     if out is not None:
-        _check_writable(out, "report folder")
+        check_writable(out, "report folder")
     try:
         chosen = parse_formats(formats)
         found = [load_results(s, results_dir=results, storage=storage) for s in studies]
     except ValueError as exc:  # ReportError, SpecError, a bad format or storage URL
-        raise _fail(str(exc)) from None
-    console = Console(highlight=False, soft_wrap=True)
-    if len(found) == 1:
-        write_report(found[0], out, formats=chosen, console=console)
-    else:
-        out = out or results / "-".join(["compare", *(r.name for r in found)])
-        compare_studies(found, out, formats=chosen, console=console)
+        raise fail(str(exc)) from None
+    console = output_console()
+    try:
+        if len(found) == 1:
+            write_report(found[0], out, formats=chosen, console=console)
+        else:
+            out = out or results / "-".join(["compare", *(r.name for r in found)])
+            compare_studies(found, out, formats=chosen, console=console)
+    except OSError as exc:  # the report folder: full, read-only, gone
+        from mixer_sweeps.study import machine_fault
+
+        raise fail(machine_fault(exc) or f"{exc.strerror or exc}: {exc.filename}") from None
 
 
 app.command()(_cmd_plan.plan)

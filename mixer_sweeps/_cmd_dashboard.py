@@ -1,15 +1,80 @@
-"""``sweeps dashboard``: optuna-dashboard on a study's storage."""
+"""``sweeps dashboard``: optuna-dashboard on a study's storage.
+
+The storage is found as ``sweeps report`` finds it (``--storage``, ``SWEEPS_STORAGE``,
+``study.storage``, else the journal file in the results folder) and opened by
+:func:`~mixer_sweeps.study.open_storage`, so the dashboard reads a journal file through the same
+lock handling as the workers that write it. optuna-dashboard's WSGI app is served by the standard
+library's threaded server: unlike its ``run_server``, that tells which port ``--port 0`` got.
+"""
 
 from __future__ import annotations
 
+import signal
+import sys
 from pathlib import Path
+from socketserver import ThreadingMixIn
 from typing import Annotated
+from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 
 import typer
 
+from mixer_sweeps._checks import StorageOption
+
+
+class _Server(ThreadingMixIn, WSGIServer):
+    daemon_threads = True  # a browser's open connection never holds up Ctrl-C
+
+
+class _QuietHandler(WSGIRequestHandler):
+    def log_message(self, format: str, *args: object) -> None:  # noqa: A002
+        """Every request of the page's polling would be a line; errors still reach stderr."""
+
 
 def dashboard(
-    study_file: Annotated[Path, typer.Argument(help="Study YAML.", show_default=False)],
+    study_file: Annotated[
+        Path, typer.Argument(help="Study YAML or its results folder.", show_default=False)
+    ],
+    host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(min=0, max=65535, help="Port; 0 picks a free one.")] = 8080,
+    results: Annotated[
+        Path, typer.Option(help="Results folder, where study files' results are.")
+    ] = Path("results"),
+    storage: StorageOption = None,
 ) -> None:
-    """Serve optuna-dashboard for a study's storage on 127.0.0.1."""
-    raise typer.Exit(1)
+    """Serve optuna-dashboard for a study's storage (journal, SQLite or PostgreSQL).
+
+    Prints the URL once it listens; Ctrl-C stops it.
+    """
+    from mixer_sweeps._checks import fail
+    from mixer_sweeps.report import find_study
+    from mixer_sweeps.study import describe_storage, open_storage, optuna_quiet
+
+    try:
+        url, study_dir, name = find_study(study_file, results_dir=results, storage=storage)
+        with optuna_quiet():
+            backend = open_storage(url, study_dir=study_dir)
+    except ValueError as exc:  # ReportError, SpecError, a bad storage URL
+        raise fail(str(exc)) from None
+    from optuna_dashboard import wsgi
+
+    try:
+        server = make_server(
+            host, port, wsgi(backend), server_class=_Server, handler_class=_QuietHandler
+        )
+    except OSError as exc:
+        raise fail(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from None
+    shown = f"[{host}]" if ":" in host else host
+    typer.echo(f"study {name} in {describe_storage(url, study_dir)}")
+    typer.echo(f"dashboard: http://{shown}:{server.server_port}/dashboard/ (Ctrl-C stops it)")
+    sys.stdout.flush()
+
+    def stop(signum: int, frame: object) -> None:
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, stop)
+    try:
+        server.serve_forever()
+    except KeyboardInterrupt:
+        typer.echo("dashboard stopped")
+    finally:
+        server.server_close()

@@ -7,9 +7,176 @@ from typing import Annotated
 
 import typer
 
+from mixer_sweeps._checks import StorageOption
+
 
 def retrain(
-    study_file: Annotated[Path, typer.Argument(help="Study YAML.", show_default=False)],
+    study_file: Annotated[
+        Path, typer.Argument(help="Study YAML, or a run spec YAML.", show_default=False)
+    ],
+    top: Annotated[int, typer.Option(help="Best distinct configurations to retrain.")] = 3,
+    seeds: Annotated[int, typer.Option(help="Fresh seeds per configuration (seed + 1000 on).")] = 5,
+    epochs: Annotated[
+        int | None,
+        typer.Option(
+            help="Override optim.epochs (default: as the study or spec says).", show_default=False
+        ),
+    ] = None,
+    results: Annotated[Path, typer.Option(help="Results folder.")] = Path("results"),
+    storage: StorageOption = None,
 ) -> None:
-    """Train the best configurations again with fresh seeds; test accuracy as mean ± 95% CI."""
-    raise typer.Exit(1)
+    """Train the best configurations again with fresh seeds; test accuracy as mean ± 95% CI.
+
+    The search's best val score is optimistic (the best of N on the split that chose it); this
+    is the number to quote. Early stopping is off unless the spec sets it. Results go to
+    <results>/<study>/retrain/ and into the study's report; running it again skips the finished
+    seeds and resumes an interrupted one. A run spec file is retrained the same way, under
+    <results>/<spec name>/retrain/.
+    """
+    from mixer_sweeps._checks import check_machine, check_writable, fail
+
+    for option, value in (("--top", top), ("--seeds", seeds), ("--epochs", epochs)):
+        if value is not None and value < 1:
+            raise fail(f"{option} must be at least 1 but got {value}")
+
+    from mixer_sweeps.spec import SpecError, read_yaml
+    from mixer_sweeps.study import RetrainError, check_retrain
+
+    try:
+        is_study = "study" in read_yaml(study_file).data
+        if is_study:
+            plan = _plan_study(study_file, top, seeds, epochs, results, storage)
+        else:
+            from mixer_sweeps.study import plan_spec_retrain
+
+            plan = plan_spec_retrain(study_file, seeds=seeds, epochs=epochs, results_dir=results)
+        check_retrain(plan)
+    except (SpecError, RetrainError) as exc:
+        raise fail(str(exc)) from None
+    first = [
+        (f"{plan.source} ({c.id})", spec) for c, s, spec, _ in plan.runs() if s == plan.seeds[0]
+    ]
+    check_machine(first)
+    check_writable(plan.root, "results folder")
+    again = ["sweeps", "retrain", str(study_file), "--top", str(top), "--seeds", str(seeds)]
+    if epochs is not None:
+        again += ["--epochs", str(epochs)]
+    if storage is not None:
+        again += ["--storage", "URL"]  # its password is never printed
+    if results != Path("results"):
+        again += ["--results", str(results)]
+    _train(plan, again)
+    if is_study:
+        _update_report(plan, results, storage)
+
+
+def _plan_study(study_file: Path, top: int, seeds: int, epochs, results: Path, storage):
+    from mixer_sweeps.report import ReportError, load_results
+    from mixer_sweeps.study import FINGERPRINT_ATTR, RetrainError, load_study_file, plan_retrain
+
+    loaded = load_study_file(study_file)
+    try:
+        found = load_results(study_file, results_dir=results, storage=storage)
+    except ReportError as exc:
+        raise RetrainError(str(exc)) from None
+    stored = found.study.user_attrs.get(FINGERPRINT_ATTR)
+    if stored is not None and stored != loaded.fingerprint():
+        raise RetrainError(
+            f"study {loaded.name!r} was run from a different base spec, fixed values, space or"
+            f" replicates than {study_file} says now (fingerprint {stored}, the file gives"
+            f" {loaded.fingerprint()}); retrain with the study file it was run with"
+        )
+    return plan_retrain(
+        loaded,
+        found.trials,
+        direction=found.study.direction.name.lower(),
+        top=top,
+        seeds=seeds,
+        epochs=epochs,
+        results_dir=results,
+    )
+
+
+def _train(plan, again: list[str]) -> None:
+    """Train the plan's runs, showing each; then its summary. ``again``: the command line that
+    continues an interrupted retrain."""
+    import shlex
+
+    from mixer_sweeps._progress import EpochProgress, output_console
+    from mixer_sweeps._signals import graceful_interrupts
+    from mixer_sweeps.data import DatasetUnavailable
+    from mixer_sweeps.report import print_report, write_summary
+    from mixer_sweeps.study import run_retrain
+    from mixer_sweeps.tracking import make_trackers
+    from mixer_sweeps.training import DeviceUnavailable
+
+    console = output_console()
+    configs, seeds = len(plan.configurations), len(plan.seeds)
+    ids = ", ".join(c.id for c in plan.configurations)
+    console.print(
+        f"retrain {plan.name}: {configs} configuration{'s' if configs > 1 else ''} ({ids})"
+        f" x {seeds} seed{'s' if seeds > 1 else ''} ({plan.seeds[0]}–{plan.seeds[-1]}),"
+        f" in {plan.root}/",
+        markup=False,
+    )
+    progress: list[EpochProgress] = []
+
+    def callbacks(spec, run_dir):
+        bar = EpochProgress(spec.optim.epochs, console)
+        progress[:] = [bar]
+        bar.__enter__()
+        return [*make_trackers(spec, results_dir=plan.study_dir), bar]
+
+    def on_outcome(outcome) -> None:
+        for bar in progress:
+            bar.__exit__(None, None, None)
+        progress.clear()
+        if outcome.state != "completed":
+            console.print(f"  {outcome.config} seed {outcome.seed}: failed: {outcome.reason}")
+            return
+        how = "finished before" if outcome.reused else f"{outcome.seconds:.1f} s"
+        console.print(
+            f"  {outcome.config} seed {outcome.seed}: test acc {outcome.test_acc:.4f}, best val"
+            f" acc {outcome.best_val_acc:.4f} (epoch {outcome.best_epoch} of {outcome.epochs}),"
+            f" {how}",
+            markup=False,
+        )
+
+    try:
+        with graceful_interrupts():
+            outcomes = run_retrain(plan, callbacks=callbacks, on_outcome=on_outcome)
+    except KeyboardInterrupt:
+        for bar in progress:
+            bar.__exit__(None, None, None)
+        typer.echo(
+            "interrupted: the finished seeds and the running one's checkpoint are kept."
+            f" Continue with: {shlex.join(again)}",
+            err=True,
+        )
+        raise typer.Exit(130) from None
+    except (DatasetUnavailable, DeviceUnavailable) as exc:
+        from mixer_sweeps._checks import fail
+
+        raise fail(str(exc)) from None
+    table, written = write_summary(plan, outcomes)
+    from mixer_sweeps.report import Report
+
+    print_report(Report(title=f"Retrained: {plan.name}", summary=[], tables=[table]), console)
+    console.print(f"retrain in {plan.root}/: {', '.join(p.name for p in written)}", markup=False)
+    if any(o.state != "completed" for o in outcomes):
+        from mixer_sweeps._checks import fail
+
+        failed = sum(o.state != "completed" for o in outcomes)
+        raise fail(f"{failed} of {len(outcomes)} retrain runs failed (see runs.csv)", code=1)
+
+
+def _update_report(plan, results: Path, storage: str | None) -> None:
+    """The study's report gains (or updates) its Retrained section; a failure only warns."""
+    from mixer_sweeps.report import load_results, write_report
+
+    try:
+        write_report(load_results(plan.study_dir, results_dir=results, storage=storage))
+    except Exception as exc:
+        typer.echo(f"warning: the study's report failed: {type(exc).__name__}: {exc}", err=True)
+        return
+    typer.echo(f"report updated: {plan.study_dir / 'report'}/")

@@ -6,6 +6,7 @@ The columns carry the names the quantities have from the epoch loop on (see
 
 from __future__ import annotations
 
+import statistics
 from typing import Any
 
 import pandas as pd
@@ -16,7 +17,14 @@ from mixer_sweeps.report._load import StudyResults
 from mixer_sweeps.study import Choices, TrialRecord, choice_label, retried_numbers
 
 OBJECTIVE = "best_val_acc"
-"""The column of a trial's objective: its best val accuracy, the mean over seeds."""
+"""The column of a trial's best val accuracy, the mean over seeds: the objective of a study of
+val_acc. A study of another metric has its objective in a column of its own (``best_val_loss``,
+see :func:`objective_column`) before this one; the tables and plots stay on val accuracy."""
+
+
+def objective_column(results: StudyResults) -> str:
+    """The column of the study's objective: ``best_<metric>``."""
+    return f"best_{results.settings.get('metric') or 'val_acc'}"
 
 
 def value_label(value: Any) -> str:
@@ -38,11 +46,13 @@ def trials_frame(results: StudyResults) -> pd.DataFrame:
     """One row per trial: number, state, each param, val/test accuracy, cost and replicates.
 
     Columns: ``number``, ``state`` (Optuna's), one per searched path (numbers, or the labels of
-    other choices: ``null``, ``{num_ops: 2}``), ``best_val_acc`` (the objective: best val
-    accuracy, mean over seeds; for a pruned trial the best it reached before it was stopped),
-    ``test_acc`` (mean over seeds), ``epochs``, ``seconds``, ``num_params``, ``seeds``, with
-    replicates ``best_val_acc_seed<s>`` and ``test_acc_seed<s>`` per seed, ``queued_again`` (a
-    failed attempt whose configuration ran again) and ``reason`` (how the trial ended).
+    other choices: ``null``, ``{num_ops: 2}``), ``best_<metric>`` (the objective: the best of
+    the study's metric, mean over seeds; for a pruned trial the best it reached before it was
+    stopped), ``best_val_acc`` when the metric is another,
+    ``test_acc`` (mean over seeds), ``epochs`` (per run: mean over seeds), ``seconds``,
+    ``num_params``, ``seeds``, with replicates ``best_val_acc_seed<s>`` and ``test_acc_seed<s>``
+    per seed, ``queued_again`` (a failed attempt whose configuration ran again) and ``reason``
+    (how the trial ended).
     """
     retried = retried_numbers(results.trials)
     seeds = _seeds(results.trials)
@@ -54,9 +64,12 @@ def trials_frame(results: StudyResults) -> pd.DataFrame:
             if dim.path in trial.params and not is_numeric(dim):
                 value = value_label(value)
             row[dim.path] = value
-        row[OBJECTIVE] = _objective(trial)
+        objective = objective_column(results)
+        row[objective] = _objective(trial)
+        if objective != OBJECTIVE:
+            row[OBJECTIVE] = trial.mean_best_val_acc
         row["test_acc"] = trial.mean_test_acc
-        row["epochs"] = sum(trial.epochs) if trial.epochs else None
+        row["epochs"] = statistics.fmean(trial.epochs) if trial.epochs else None  # per run
         row["seconds"] = trial.seconds
         row["num_params"] = trial.num_params
         row["seeds"] = " ".join(str(s) for s in trial.seeds)
@@ -69,10 +82,13 @@ def trials_frame(results: StudyResults) -> pd.DataFrame:
         row["queued_again"] = trial.number in retried
         row["reason"] = trial.reason
         rows.append(row)
-    columns = ["number", "state", *(d.path for d in results.space), OBJECTIVE, "test_acc"]
+    objectives = dict.fromkeys([objective_column(results), OBJECTIVE])
+    columns = ["number", "state", *(d.path for d in results.space), *objectives, "test_acc"]
     frame = pd.DataFrame(rows, columns=_columns(columns, seeds))
-    for column in ("epochs", "num_params"):
-        frame[column] = frame[column].astype("Int64")
+    epochs = frame["epochs"].astype("Float64")
+    whole = (epochs.dropna() % 1 == 0).all()  # seeds that stopped apart give a fraction
+    frame["epochs"] = epochs.astype("Int64") if whole else epochs.round(1)
+    frame["num_params"] = frame["num_params"].astype("Int64")
     return frame
 
 
@@ -94,5 +110,5 @@ def _objective(trial: TrialRecord) -> float | None:
     if trial.state == TrialState.COMPLETE:
         return trial.value
     if trial.state == TrialState.PRUNED:
-        return trial.mean_best_val_acc
+        return trial.mean_best
     return None

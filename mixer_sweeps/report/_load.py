@@ -11,9 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
-
-import optuna
+from typing import TYPE_CHECKING, Any
 
 from mixer_sweeps.spec import SpecError, read_yaml
 from mixer_sweeps.study import (
@@ -26,6 +24,9 @@ from mixer_sweeps.study import (
     records,
     resolve_storage,
 )
+
+if TYPE_CHECKING:
+    import optuna
 
 
 class ReportError(ValueError):
@@ -69,6 +70,26 @@ def load_results(
             ``study.yaml`` is damaged (the message names the file and line).
         SpecError: ``target`` is a study file with mistakes (invalid YAML included).
     """
+    url, study_dir, name = find_study(target, results_dir=results_dir, storage=storage)
+    try:
+        import optuna
+
+        study = optuna.load_study(study_name=name, storage=open_storage(url, study_dir=study_dir))
+    except KeyError:
+        raise ReportError(f"the storage holds no study named {name!r}") from None
+    return results_of(study, study_dir)
+
+
+def find_study(
+    target: str | Path, *, results_dir: str | Path = "results", storage: str | None = None
+) -> tuple[str | None, Path, str]:
+    """Where a study file's study (or a results folder's) is stored: the storage URL (None: the
+    journal file in the results folder), the results folder and the study's name.
+
+    Raises:
+        ReportError: nothing was run there, or its storage is a journal file that is not there.
+        SpecError: ``target`` is a study file with mistakes.
+    """
     from mixer_sweeps.study import load_study_file
 
     path = Path(target)
@@ -90,14 +111,22 @@ def load_results(
     check_storage_url(url)
     journal = journal_path(url, study_dir)
     if journal is not None and not journal.is_file():
-        raise ReportError(f"no study storage at {journal}")
-    try:
-        study = optuna.load_study(
-            study_name=settings["name"], storage=open_storage(url, study_dir=study_dir)
-        )
-    except KeyError:
-        raise ReportError(f"the storage holds no study named {settings['name']!r}") from None
-    return results_of(study, study_dir)
+        raise ReportError(_no_journal(journal, study_dir, settings["name"]))
+    return url, study_dir, settings["name"]
+
+
+def _no_journal(journal: Path, study_dir: Path, name: str) -> str:
+    """How to build the missing storage: a fresh clone has the quickstart's files but not its
+    journal, which ``sweeps run`` would take for a finished study and train nothing."""
+    study_file = Path("studies") / f"{name}.yaml"
+    command = f"sweeps run {study_file if study_file.is_file() else 'STUDY_FILE'}"
+    if study_dir.absolute().parent != Path("results").absolute():
+        command += f" --results {study_dir.parent}"
+    message = f"no study storage in {study_dir}/ (no {journal.name}): run `{command}` to build it"
+    report = StudyLayout(study_dir).report_dir
+    if (report / "report.md").is_file():
+        message += f"; the report it last wrote is in {report}/"
+    return message
 
 
 def results_of(study: optuna.Study, study_dir: Path) -> StudyResults:

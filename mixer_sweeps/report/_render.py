@@ -31,6 +31,8 @@ class Report:
     """The best trial's resolved run spec (YAML)."""
     data_file: str | None = None
     """The CSV written beside the report, if any."""
+    data_label: str = "Every trial"
+    """What a row of ``data_file`` is, for the line that links it."""
 
 
 def _cell(value: Any, *, metric: bool) -> str:
@@ -65,7 +67,7 @@ def display_frame(table: Table) -> pd.DataFrame:
 def to_markdown(report: Report) -> str:
     lines = [f"# {report.title}", "", *(f"- {line}" for line in report.summary), ""]
     if report.data_file:
-        lines += [f"Every trial: [{report.data_file}]({report.data_file}).", ""]
+        lines += [f"{report.data_label}: [{report.data_file}]({report.data_file}).", ""]
     for table in report.tables:
         shown = display_frame(table)
         lines += [f"## {table.title}", ""]
@@ -138,7 +140,7 @@ pre { background: #f6f8fa; padding: 0.8rem; overflow-x: auto; font-size: 0.85rem
 <body>
 <h1>{{ title }}</h1>
 <ul>{% for line in summary %}<li>{{ line }}</li>{% endfor %}</ul>
-{% if data_file %}<p>Every trial: <a href="{{ data_file }}">{{ data_file }}</a>.</p>{% endif %}
+{% if data_file %}<p>{{ data_label }}: <a href="{{ data_file }}">{{ data_file }}</a>.</p>{% endif %}
 {% for table in tables %}
 <h2>{{ table.title }}</h2>
 {{ table.html | safe }}
@@ -176,6 +178,7 @@ def to_html(report: Report) -> str:
         title=report.title,
         summary=report.summary,
         data_file=report.data_file,
+        data_label=report.data_label,
         tables=tables,
         plots=plots,
         spec=report.spec,
@@ -192,7 +195,13 @@ def print_report(report: Report, console: Any) -> None:
         console.print(f"  {line}", markup=False, highlight=False)
     for table in report.tables:
         shown = display_frame(table)
-        rich_table = RichTable(title=escape(table.title), title_justify="left", show_edge=False)
+        rich_table = RichTable(
+            title=escape(table.title),
+            title_justify="left",
+            caption=escape(table.note) or None,  # says what a ± is
+            caption_justify="left",
+            show_edge=False,
+        )
         for i, column in enumerate(shown.columns):
             rich_table.add_column(
                 escape(column),

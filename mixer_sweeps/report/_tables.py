@@ -117,7 +117,10 @@ def factor_table(
         + "; gap to best: the group's best minus the best overall."
     )
     if results.replicates > 1:
-        note += f" {CI}: over the {results.replicates} seeds of each trial in the group."
+        note += (
+            f" {CI}: mean ± 95% CI (Student's t) over the group's seed runs"
+            f" (n = {results.replicates} per trial)."
+        )
     return Table(f"factor-{path}", f"Val accuracy by {path}", table, note)
 
 
@@ -130,7 +133,10 @@ def pivot_table(
     if results.replicates > 1:
         cis = grouped.agg(ci95).unstack(columns)
         means = means.combine(cis, lambda m, c: m.combine(c, _with_ci))
-        note += f"; ± 95% CI over the {results.replicates} seeds of the cell's trials"
+        note += (
+            f"; mean ± 95% CI (Student's t) over the seed runs of the cell's trials"
+            f" (n = {results.replicates} per trial)"
+        )
     means.columns = pd.Index(list(means.columns), name=columns)
     return Table(f"pivot-{rows}-{columns}", f"{rows} × {columns}", means, note + ".")
 
@@ -208,7 +214,10 @@ def top_table(results: StudyResults, frame: pd.DataFrame, k: int = TOP_K) -> Tab
         table[title] = top[column].to_numpy()
     note = "The complete trials with the best val acc"
     if results.replicates > 1:
-        note += f" (mean of {results.replicates} seeds, {CI} over them)"
+        note += (
+            f": mean ± 95% CI (Student's t, n={results.replicates} seeds);"
+            " epochs: the mean per seed run"
+        )
     return Table("top", f"Top {len(table)} trials", table, note + ".", params=tuple(names.values()))
 
 

@@ -18,6 +18,7 @@ from mixer_sweeps.report._importances import param_importances
 from mixer_sweeps.report._load import StudyResults, results_of
 from mixer_sweeps.report._plots import history_plot, study_plots
 from mixer_sweeps.report._render import Report, print_report, to_html, to_latex, to_markdown
+from mixer_sweeps.report._retrain import retrained_tables
 from mixer_sweeps.report._tables import (
     Table,
     ablation_tables,
@@ -78,6 +79,7 @@ def build_report(data: StudyData, out: Path, *, plots: bool = True) -> Report:
     results, frame, importances = data.results, data.frame, data.importances
     complete = (frame["state"] == "COMPLETE").any()
     tables = [top_table(results, frame)] if complete else []
+    tables[:0] = retrained_tables(results.study_dir)  # the number to quote comes first
     tables += ablation_tables(results, frame)
     if importances is not None:
         tables.append(
@@ -164,6 +166,7 @@ def compare_studies(
     written = [p.path for p in plots]
     if "csv" in formats:
         report.data_file = "comparison.csv"
+        report.data_label = "One row per study (the table above)"
         written.append(_write(out / report.data_file, table.frame.to_csv()))
     written += _write_documents(report, out, formats)
     if console is not None:
@@ -277,16 +280,16 @@ def _summary(results: StudyResults, frame: pd.DataFrame) -> list[str]:
     best = best_trial(results.trials)
     if best is not None:
         row = frame.set_index("number").loc[best.number]
-        value = f"val acc {best.value:.4f}"
+        value = f"{best.metric.replace('_', ' ')} {best.value:.4f}"
         if seeds > 1:
-            value += f" ± {ci95(best.best_val_acc):.4f} (95% CI over {seeds} seeds)"
+            value += f" ± {ci95(best.best):.4f} (mean ± 95% CI, n={seeds} seeds)"
         details = [value]
         if pd.notna(row["test_acc"]):
             details.append(f"test acc {row['test_acc']:.4f}")
         if pd.notna(row["num_params"]):
             details.append(f"{int(row['num_params']):,} parameters")
         if pd.notna(row["epochs"]):
-            details.append(f"{int(row['epochs'])} epochs")
+            details.append(f"{row['epochs']} epochs" + (" per seed" if seeds > 1 else ""))
         lines.append(f"best: trial {best.number}, {', '.join(details)}")
         lines.append(f"best params: {format_params(best.params)}")
     return lines

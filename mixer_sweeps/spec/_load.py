@@ -57,7 +57,61 @@ def validate_model(model: type[M], data: Any, doc: YamlDocument, prefix: KeyPath
         return model.model_validate(data)
     except ValidationError as exc:
         problems = problems_from(exc, model, doc, prefix)
+        problems += _cross_field_problems(model, data, problems, doc, prefix)
         raise SpecError(doc.source, problems) from None
+
+
+_PASSES = 4
+"""Cross-field rules run section by section, the whole spec's last: a pass per level at most."""
+
+
+def _cross_field_problems(
+    model: type[BaseModel], data: Any, found: list[Problem], doc: YamlDocument, prefix: KeyPath
+) -> list[Problem]:
+    """The cross-field problems that the keys already at fault hid.
+
+    Pydantic runs a model's cross-field rules only once all of its fields are valid, and the
+    whole spec's rules only once every section is, so a bad ``optim.lr`` would hide a
+    ``patch_size`` that cannot divide the image. Without the keys at fault (their defaults, if
+    any, take their place), and then without each section whose own rules fail, the rules run;
+    a problem that mentions something removed is left out, as it may be about a default rather
+    than the user's value.
+    """
+    removed = {p.path for p in found}
+    more: list[Problem] = []
+    for _ in range(_PASSES):
+        data = _without(data, [_split(path)[len(prefix) :] for path in removed])
+        try:
+            model.model_validate(data)
+        except ValidationError as exc:
+            new = [
+                p
+                for p in problems_from(exc, model, doc, prefix)
+                if p.message != "required but missing" and not _under(p.path, removed)
+            ]
+        else:
+            return more
+        if not new:
+            return more
+        more += [p for p in new if not any(f"{path}=" in p.message for path in removed)]
+        removed |= {p.path.rpartition(".")[0] or p.path for p in new}
+    return more
+
+
+def _under(path: str, paths: set[str]) -> bool:
+    return any(path == p or path.startswith(f"{p}.") for p in paths)
+
+
+def _without(data: Any, paths: list[KeyPath]) -> Any:
+    """A copy of ``data`` without the keys at ``paths`` (those that are there)."""
+    data = copy.deepcopy(data)
+    for path in paths:
+        node = data
+        for key in path[:-1]:
+            node = node.get(key) if isinstance(node, dict) else None
+        if path and isinstance(node, dict):
+            node.pop(path[-1], None)
+    return data
 
 
 def problems_from(

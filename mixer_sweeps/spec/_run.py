@@ -74,8 +74,23 @@ class DataSpec(SpecSection):
     )
 
 
+def _preset_or_shape(schema: dict[str, Any]) -> None:
+    """The schema of ``model``: a `preset` fills the shape, so only without one is it required.
+
+    Pydantic would mark every shape field required, and editors would flag a spec that names a
+    preset; the rule itself is checked when the spec is validated.
+    """
+    shape = schema.pop("required", [])
+    schema["anyOf"] = [
+        {"required": ["preset"], "properties": {"preset": {"type": "string"}}},
+        {"required": shape},
+    ]
+
+
 class ModelSpec(SpecSection):
     """MLP-Mixer shape. Name a `preset` or list every dimension; listed fields override a preset."""
+
+    model_config = ConfigDict(json_schema_extra=_preset_or_shape)
 
     preset: str | None = Field(
         None, description="Named shape (mixer-pico, mixer-nano, mixer-micro, mixer-tiny, ...)."

@@ -53,8 +53,17 @@ def format_outcome(trial: TrialRecord) -> str:
     """How a finished trial ended: ``0.9512   12 ep   34.5 s``, its failure, or its twin."""
     value = "-" if trial.value is None else f"{trial.value:.4f}"
     if trial.state.name == "FAIL":
+        if trial.abandoned:  # Ctrl-C or a fault of the machine: `sweeps run` ends with it once
+            return "stopped: not its configuration's fault (see below)"
         return trial.reason or "failed"
     if trial.duplicate_of is not None:
         return f"{value}  as trial {trial.duplicate_of} (same configuration, not trained again)"
     took = f"{trial.seconds:6.1f} s" if isinstance(trial.seconds, int | float) else ""
-    return f"{value}  {trial.epochs_trained:>3} ep {took}"
+    return f"{value}  {format_epochs(trial):>3} ep {took}"
+
+
+def format_epochs(trial: TrialRecord) -> str:
+    """Epochs of one run (``2``; with replicates the mean over the seeds), not their sum."""
+    if len(trial.epochs) < 2:
+        return str(trial.epochs_trained)
+    return format_value(round(sum(trial.epochs) / len(trial.epochs), 1))

@@ -49,10 +49,24 @@ from mixer_sweeps.spec import (
     validate_model,
 )
 from mixer_sweeps.study._describe import describe_budget, describe_search
-from mixer_sweeps.study._space import Choices, Range, SearchSpace
+from mixer_sweeps.study._space import Choices, Range, SearchSpace, choice_label
+from mixer_sweeps.training import HISTORY_COLUMNS
 
 SamplerType = Literal["tpe", "random", "grid", "cmaes", "qmc"]
 PrunerType = Literal["median", "hyperband", "successive_halving", "none"]
+
+Metric = Literal[tuple(c for c in HISTORY_COLUMNS if c != "epoch")]  # type: ignore[misc]
+Direction = Literal["maximize", "minimize"]
+METRIC_DIRECTIONS: dict[str, Direction] = {
+    "train_loss": "minimize",
+    "val_loss": "minimize",
+    "seconds": "minimize",
+    "train_acc": "maximize",
+    "val_acc": "maximize",
+    "images_per_s": "maximize",
+}
+"""The direction a metric takes when ``study.direction`` is not given; ``lr`` has none. A
+direction against the name (maximise a loss) is allowed: it is what the file says."""
 
 # Every trial gets its own name, so searching or fixing these would be meaningless.
 _RESERVED_PATHS = ("name",)
@@ -129,12 +143,17 @@ class StudySettings(SpecSection):
         description="Base run spec, relative to the study file; or give the spec inline as a"
         " top-level `run:` mapping.",
     )
-    metric: Literal["val_acc"] = Field(
+    metric: Metric = Field(
         "val_acc",
-        description="Reported every epoch for pruning; a trial's value is its best val_acc"
+        description="A per-epoch field of the trainer's history (val_acc, val_loss, train_loss,"
+        " ...): reported every epoch for pruning; a trial's value is its best over the epochs"
         " (the mean over replicates).",
     )
-    direction: Literal["maximize"] = Field("maximize", description="val_acc is maximised.")
+    direction: Direction | None = Field(
+        None,
+        description="maximize or minimize the metric [default: by its name: minimize losses and"
+        " seconds, maximize accuracies and images_per_s].",
+    )
     n_trials: int | None = Field(
         None,
         ge=1,
@@ -167,12 +186,31 @@ class StudySettings(SpecSection):
         " on a fixed seed a repeat only costs time.",
     )
 
+    @model_validator(mode="after")
+    def _direction_of_metric(self) -> StudySettings:
+        if self.direction is None:
+            direction = METRIC_DIRECTIONS.get(self.metric)
+            if direction is None:
+                raise FieldError(
+                    [
+                        (
+                            "metric",
+                            f"{self.metric!r} has no default direction; give study.direction:"
+                            " maximize or minimize",
+                        )
+                    ]
+                )
+            # Frozen: filled once here, so every reader (fingerprint, runner) sees it set.
+            object.__setattr__(self, "direction", direction)
+        return self
+
 
 class _StudyDocument(SpecSection):
     study: dict[str, Any]
     space: dict[str, Any] = Field(min_length=1)
     fixed: dict[str, Any] = Field(default_factory=dict)
     run: dict[str, Any] | None = None
+    enqueue: list[Any] = Field(default_factory=list)
 
 
 class _Dimension(SpecSection):
@@ -242,6 +280,9 @@ class StudyFile:
     base_spec: RunSpec
     """``base_data`` validated."""
     source: str
+    enqueue: tuple[dict[str, Any], ...] = ()
+    """Hand-picked configurations tried first, as Optuna params (choices by their labels); each
+    may give only some of the searched paths, and the sampler picks the others."""
 
     @property
     def name(self) -> str:
@@ -299,6 +340,9 @@ class StudyFile:
             "replicates": self.settings.replicates,
             "metric": self.settings.metric,
         }
+        # Only where it differs from val_acc's only direction, so older studies keep their hash.
+        if self.settings.direction != "maximize":
+            payload["direction"] = self.settings.direction
         text = json.dumps(payload, sort_keys=True, separators=(",", ":"))
         return hashlib.sha256(text.encode("utf-8")).hexdigest()[:16]
 
@@ -375,6 +419,7 @@ def _check(doc: YamlDocument, base_dir: Path) -> StudyFile:
     space = SearchSpace(tuple(dims.values()))
     if settings is not None:
         _check_study_rules(settings, space, base_spec, doc, problems)
+    enqueue = _check_enqueue(document, dims, settings, doc, problems)
     if problems:
         raise SpecError(doc.source, problems)
     assert settings is not None and base_data is not None and base_spec is not None
@@ -385,6 +430,7 @@ def _check(doc: YamlDocument, base_dir: Path) -> StudyFile:
         base_data=base_data,
         base_spec=base_spec,
         source=doc.source,
+        enqueue=enqueue,
     )
 
 
@@ -397,6 +443,7 @@ class _Sections:
     fixed: dict[str, Any]
     run: dict[str, Any] | None
     run_given: bool
+    enqueue: list[Any]
     """A top-level ``run:`` is there, even if it is not a valid mapping."""
     base: str | None
     """``study.base`` when it is a string, even if the rest of ``study:`` is not valid."""
@@ -417,6 +464,7 @@ def _sections(doc: YamlDocument, problems: list[Problem]) -> _Sections:
             space=good.get("space") or {},
             fixed=good.get("fixed") or {},
             run=good.get("run"),
+            enqueue=good.get("enqueue") or [],
             run_given=doc.data.get("run") is not None,
             base=base if isinstance(base, str) else None,
         )
@@ -426,6 +474,7 @@ def _sections(doc: YamlDocument, problems: list[Problem]) -> _Sections:
         space=document.space,
         fixed=document.fixed,
         run=document.run,
+        enqueue=document.enqueue,
         run_given=document.run is not None,
         base=base if isinstance(base, str) else None,
     )
@@ -720,6 +769,71 @@ def _check_study_rules(
                     f" use pruner type none) but got {settings.pruner.min_epochs}",
                 )
             )
+
+
+def _check_enqueue(
+    document: _Sections,
+    dims: dict[str, Choices | Range],
+    settings: StudySettings | None,
+    doc: YamlDocument,
+    problems: list[Problem],
+) -> tuple[dict[str, Any], ...]:
+    """The ``enqueue:`` configurations as Optuna params; each value must be one of its
+    dimension's choices, or inside its range (on its step)."""
+    configurations = []
+    for i, entry in enumerate(document.enqueue):
+        at = ("enqueue", i)
+        if not isinstance(entry, dict) or not entry:
+            problems.append(
+                _problem(doc, at, f"expected a mapping of space paths to values but got {entry!r}")
+            )
+            continue
+        params = {}
+        for key, value in entry.items():
+            dim = dims.get(key)
+            if dim is None:
+                if key not in document.space:  # else the space entry has its problem listed
+                    problems.append(
+                        _problem(
+                            doc,
+                            (*at, key),
+                            f"{key!r} is not one of the searched paths {list(document.space)}",
+                        )
+                    )
+                continue
+            label, message = _enqueued_value(dim, value)
+            if message is not None:
+                problems.append(_problem(doc, (*at, key), message))
+            else:
+                params[key] = label
+        grid = settings is not None and settings.sampler.type == "grid"
+        missing = [d for d in dims if d not in entry]
+        if grid and missing:
+            problems.append(
+                _problem(doc, at, f"the grid sampler needs every searched path; missing {missing}")
+            )
+        configurations.append(params)
+    return tuple(configurations)
+
+
+def _enqueued_value(dim: Choices | Range, value: Any) -> tuple[Any, str | None]:
+    """The Optuna param for ``value`` of ``dim``, or why it is not one of its values."""
+    if isinstance(dim, Choices):
+        label = choice_label(value)
+        if any(type(k) is type(label) and k == label for k in dim.labels):
+            return label, None
+        return None, f"must be one of the choices {list(dim.values)!r} but got {value!r}"
+    number = isinstance(value, int | float) and not isinstance(value, bool)
+    if not number or (dim.integer and not float(value).is_integer()):
+        kind = "an integer" if dim.integer else "a number"
+        return None, f"must be {kind} in [{dim.low}, {dim.high}] but got {value!r}"
+    if not dim.low <= value <= dim.high:
+        return None, f"must be in [{dim.low}, {dim.high}] but got {value!r}"
+    if dim.step is not None:
+        ratio = (value - dim.low) / dim.step
+        if abs(ratio - round(ratio)) > 1e-9:
+            return None, f"must be {dim.low} plus a multiple of step {dim.step} but got {value!r}"
+    return (int(value) if dim.integer else float(value)), None
 
 
 def _grid_counts(space: SearchSpace) -> dict[str, int]:

@@ -597,11 +597,10 @@ class Launched:
     def log(self, job: Any) -> Path:
         return Path(job.paths.stdout)
 
-    def describe(self, *, status_command: bool = False, study_arg: str | None = None) -> str:
+    def describe(self, *, study_arg: str | None = None) -> str:
         """What was submitted and how to follow it, for people (password hidden).
 
-        ``status_command``: whether the CLI has ``sweeps status``; ``study_arg``: the study file
-        as the user gave it.
+        ``study_arg``: the study file as the user gave it.
         """
         plan = self.plan
         study_arg = study_arg or str(plan.study_path)
@@ -624,19 +623,17 @@ class Launched:
         if plan.executor == "slurm":
             follow.append(("queued and running jobs", f"squeue -j {self.array_id}"))
         follow.append(("a job's log", f"tail -f {shlex.quote(str(first_log))}"))
-        if status_command:
-            status = ["sweeps", "status", study_arg, "--results", str(plan.results_dir)]
-            follow.append(("the study's trials", shlex.join(status)))
-        else:
-            follow.append(("the study's trials", "sweeps status (once available)"))
-        report = ["sweeps", "report", study_arg, "--results", str(plan.results_dir)]
+        where = ["--results", str(plan.results_dir)]
         if not _is_default_journal(plan):
-            report += ["--storage", redact(plan.storage)]
+            where += ["--storage", redact(plan.storage)]
         hidden = redact(plan.storage) != plan.storage
         password = " (put the password in)" if hidden else ""
-        follow.append((f"tables and plots so far{password}", shlex.join(report)))
-        dashboard = journal_path(plan.storage, plan.layout.root) or redact(plan.storage)
-        follow.append(("live dashboard", f"optuna-dashboard {shlex.quote(str(dashboard))}"))
+        for what, command in (
+            (f"the study's trials and workers{password}", "status"),
+            (f"tables and plots so far{password}", "report"),
+            (f"live dashboard{password}", "dashboard"),
+        ):
+            follow.append((what, shlex.join(["sweeps", command, study_arg, *where])))
         lines = [head, f"storage: {plan.shown}", logs, "follow them:"]
         lines += [f"  {label}: {command}" for label, command in follow]
         if plan.executor == "slurm":

@@ -125,9 +125,8 @@ class StudyMonitor:
         for trial in self._trials:
             if trial.state == TrialState.RUNNING and trial.last_epoch is not None:
                 epoch, value = trial.last_epoch
-                rows.append(
-                    Text(f"trial {trial.number}: epoch {epoch}, val_acc {value:.4f}", style="dim")
-                )
+                shown = f"{trial.metric} {value:.4f}"
+                rows.append(Text(f"trial {trial.number}: epoch {epoch}, {shown}", style="dim"))
         if self.note:
             rows.append(Text(self.note, style="yellow"))
         return Group(*rows)

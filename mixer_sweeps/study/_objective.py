@@ -1,7 +1,8 @@
 """One trial: build its run spec, train it once per replicate seed, and record how it ended.
 
-A trial's value is its best validation accuracy, averaged over the replicate seeds. Pruning is
-decided on the first seed alone: it reports its val_acc every epoch (step = epochs trained), and
+A trial's value is the best of its study's metric over the epochs (``study.metric``, val_acc by
+default; the lowest for a metric it minimises), averaged over the replicate seeds. Pruning is
+decided on the first seed alone: it reports its metric every epoch (step = epochs trained), and
 the other seeds only train once it has finished unpruned. Averaging per-epoch reports over seeds
 would need every seed trained in lockstep; judging on one seed costs one seed's noise in the
 pruning decision and never trains a pruned configuration more than once.
@@ -60,28 +61,32 @@ class TrialAbandoned(Exception):
 
 
 class PruningCallback(Callback):
-    """Reports each epoch's val_acc to the trial; stops the run when the pruner says so."""
+    """Reports each epoch's ``metric`` to the trial; stops the run when the pruner says so."""
 
-    def __init__(self, trial: optuna.Trial, *, prune: bool, interrupt: Interrupt) -> None:
+    def __init__(
+        self, trial: optuna.Trial, *, prune: bool, interrupt: Interrupt, metric: str = "val_acc"
+    ) -> None:
         self.trial = trial
         self.prune = prune
         self.interrupt = interrupt
+        self.metric = metric
 
     def on_fit_start(self, trainer: Trainer) -> None:
         # A resumed run reports the epochs it restored, so the pruner sees its whole curve.
         with self.interrupt.paused():
             for record in trainer.history:
-                self.trial.report(record.val_acc, step=record.epoch)
+                self.trial.report(getattr(record, self.metric), step=record.epoch)
 
     def on_epoch_end(self, trainer: Trainer, record: EpochRecord) -> Stop | None:
         with self.interrupt.paused():
-            self.trial.report(record.val_acc, step=record.epoch)
+            value = getattr(record, self.metric)
+            self.trial.report(value, step=record.epoch)
             should_prune = self.prune and self.trial.should_prune()
         if should_prune:
             pruner = type(self.trial.study.pruner).__name__
             return Stop(
                 "pruned",
-                f"pruned by {pruner} after epoch {record.epoch} (val_acc {record.val_acc:.4f})",
+                f"pruned by {pruner} after epoch {record.epoch} ({self.metric} {value:.4f})",
             )
         return None
 
@@ -137,6 +142,7 @@ class Objective:
 
     def __call__(self, trial: optuna.Trial) -> float:
         trial.set_user_attr(attr.WORKER, self.worker)
+        trial.set_user_attr(attr.METRIC, self.study_file.settings.metric)  # for live displays
         trial.set_user_attr(attr.RUN_DIR, self.layout.run_dir(trial.number))
         trial_dir = self.layout.trial_dir(trial.number)
         try:
@@ -215,7 +221,14 @@ class Objective:
             )
             if i == 0:
                 prune = study_file.settings.pruner.type != "none"
-                callbacks.append(PruningCallback(trial, prune=prune, interrupt=self.interrupt))
+                callbacks.append(
+                    PruningCallback(
+                        trial,
+                        prune=prune,
+                        interrupt=self.interrupt,
+                        metric=study_file.settings.metric,
+                    )
+                )
             callbacks += self.callbacks
             resume_from = None
             if previous is not None:
@@ -232,11 +245,11 @@ class Objective:
             results.append(result)
             if result.state == "pruned":
                 with self.interrupt.paused():
-                    _record(trial, seeds, results, result.reason)
+                    _record(trial, study_file, results, result.reason)
                 raise optuna.TrialPruned(result.reason)
-        value = statistics.fmean(r.best_val_acc for r in results)
+        value = statistics.fmean(_best(study_file, r) for r in results)
         with self.interrupt.paused():
-            _record(trial, seeds, results, results[0].reason)
+            _record(trial, study_file, results, results[0].reason)
         if replicated:
             _write_replicate_metrics(self.layout.trial_dir(trial.number), seeds, results, value)
         return value
@@ -285,10 +298,13 @@ def _twin(trial: optuna.Trial, params: dict[str, Any]) -> FrozenTrial | None:
 
 def _reuse(trial: optuna.Trial, twin: FrozenTrial) -> float:
     """End ``trial`` as its finished ``twin`` (same params) ended, without training."""
+    taken = TrialRecord.from_trial(twin)
     record = TrialRecord(
         number=trial.number,
         state=twin.state,
-        run_dir=TrialRecord.from_trial(twin).run_dir,
+        metric=taken.metric,
+        direction=taken.direction,
+        run_dir=taken.run_dir,
         duplicate_of=twin.number,
         reason=f"same configuration as trial {twin.number}, not trained again",
     )
@@ -299,10 +315,25 @@ def _reuse(trial: optuna.Trial, twin: FrozenTrial) -> float:
     return twin.value
 
 
-def _record(trial: optuna.Trial, seeds: list[int], results: list[TrainResult], reason: str) -> None:
+def _best(study_file: StudyFile, result: TrainResult) -> float:
+    """The best of the study's metric over the epochs of one run."""
+    metric, direction = study_file.settings.metric, study_file.settings.direction
+    if metric == "val_acc":
+        return result.best_val_acc  # the trainer's own, which early stopping also follows
+    values = [getattr(record, metric) for record in result.history]
+    return min(values) if direction == "minimize" else max(values)
+
+
+def _record(
+    trial: optuna.Trial, study_file: StudyFile, results: list[TrainResult], reason: str
+) -> None:
+    seeds = study_file.seeds
     record = TrialRecord(
         number=trial.number,
         state=TrialState.RUNNING,
+        metric=study_file.settings.metric,
+        direction=study_file.settings.direction or "maximize",
+        best=tuple(_best(study_file, r) for r in results),
         seeds=tuple(seeds[: len(results)]),
         best_val_acc=tuple(r.best_val_acc for r in results),
         test_acc=tuple(r.test_acc for r in results),

@@ -5,7 +5,9 @@ knows those keys. The objective stores a :class:`TrialRecord`'s :meth:`~TrialRec
 and the live display, ``sweeps run``'s summary, the report and its CSV read trials back with
 :meth:`TrialRecord.from_trial`. Each quantity keeps one name from the epoch loop to the report's
 column header: ``val_acc`` per epoch, ``best_val_acc`` per run (a tuple over the replicate seeds
-here), ``test_acc``, ``num_params``, ``epochs``, ``seconds``.
+here), ``test_acc``, ``num_params``, ``epochs``, ``seconds``. A study whose metric is another
+per-epoch field (``study.metric: val_loss``) keeps its best per run as ``best_val_loss``, beside
+``best_val_acc``, with ``metric`` and ``direction``.
 
 Re-queued trials carry the ``failed_trial`` / ``retry_history`` system attrs of
 :class:`optuna.storages.RetryHeartbeatStaleTrialCallback` (the links Optuna's own tools know), and
@@ -33,6 +35,8 @@ TEST_ACC = "test_acc"
 EPOCHS = "epochs"
 NUM_PARAMS = "num_params"
 SECONDS = "seconds"
+METRIC = "metric"
+DIRECTION = "direction"
 RETRY_OF = "retry_of"
 FIRST_ATTEMPT = "first_attempt"
 DUPLICATE_OF = "duplicate_of"
@@ -61,7 +65,12 @@ class TrialRecord:
     state: TrialState
     params: Mapping[str, Any] = field(default_factory=dict)
     value: float | None = None
-    """The objective Optuna stores: the mean of ``best_val_acc`` for a complete trial."""
+    """The objective Optuna stores: the mean of ``best`` for a complete trial."""
+    metric: str = "val_acc"
+    """The study's metric, a per-epoch history field."""
+    direction: str = "maximize"
+    best: tuple[float, ...] = ()
+    """Per seed, the best of ``metric`` over the epochs (``best_val_acc`` for val_acc)."""
     seeds: tuple[int, ...] = ()
     best_val_acc: tuple[float, ...] = ()
     test_acc: tuple[float | None, ...] = ()
@@ -97,6 +106,16 @@ class TrialRecord:
         return statistics.fmean(self.best_val_acc) if self.best_val_acc else None
 
     @property
+    def mean_best(self) -> float | None:
+        """The mean over seeds of the best ``metric``: the value a pruned trial had reached."""
+        return statistics.fmean(self.best) if self.best else None
+
+    @property
+    def objective(self) -> str:
+        """The name of the trial's value: ``best_val_acc``, ``best_val_loss``, ..."""
+        return f"best_{self.metric}"
+
+    @property
     def mean_test_acc(self) -> float | None:
         tested = [t for t in self.test_acc if t is not None]
         return statistics.fmean(tested) if tested else None
@@ -122,7 +141,11 @@ class TrialRecord:
             TEST_ACC: list(self.test_acc),
             EPOCHS: list(self.epochs),
             REASON: self.reason,
+            METRIC: self.metric,
+            DIRECTION: self.direction,
         }
+        if self.objective != BEST_VAL_ACC:  # val_acc's best is ``best_val_acc`` itself
+            attrs[self.objective] = list(self.best)
         optional = {
             NUM_PARAMS: self.num_params,
             SECONDS: self.seconds,
@@ -135,12 +158,16 @@ class TrialRecord:
     @classmethod
     def from_trial(cls, trial: FrozenTrial) -> TrialRecord:
         attrs = trial.user_attrs
+        metric = attrs.get(METRIC, "val_acc")
         return cls(
             number=trial.number,
             state=trial.state,
             params=dict(trial.params),
             value=trial.value if trial.values is not None and len(trial.values) == 1 else None,
             seeds=tuple(attrs.get(SEEDS) or ()),
+            metric=metric,
+            direction=attrs.get(DIRECTION, "maximize"),
+            best=tuple(attrs.get(f"best_{metric}") or ()),
             best_val_acc=tuple(attrs.get(BEST_VAL_ACC) or ()),
             test_acc=tuple(attrs.get(TEST_ACC) or ()),
             epochs=tuple(attrs.get(EPOCHS) or ()),
@@ -208,6 +235,8 @@ def count_trials(trials: Iterable[TrialRecord | FrozenTrial]) -> TrialCounts:
 
 
 def best_trial(trials: Iterable[TrialRecord]) -> TrialRecord | None:
-    """The COMPLETE trial with the highest value (the lowest number among ties)."""
+    """The COMPLETE trial with the best value, the highest or, in a study that minimises its
+    metric, the lowest (the lowest number among ties)."""
     complete = [t for t in trials if t.state == TrialState.COMPLETE and t.value is not None]
-    return max(complete, key=lambda t: (t.value, -t.number), default=None)
+    sign = -1 if any(t.direction == "minimize" for t in complete) else 1
+    return max(complete, key=lambda t: (sign * t.value, -t.number), default=None)

@@ -10,6 +10,7 @@ and an interrupted one runs only what is left.
 
 from __future__ import annotations
 
+import contextlib
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -23,6 +24,7 @@ from rich.console import Console
 from mixer_sweeps.study._describe import describe_budget, describe_counts, describe_search
 from mixer_sweeps.study._file import StudyFile
 from mixer_sweeps.study._layout import StudyLayout
+from mixer_sweeps.study._locks import FileLock
 from mixer_sweeps.study._monitor import StudyMonitor
 from mixer_sweeps.study._placement import Placement, place_workers, usable_cores, visible_gpus
 from mixer_sweeps.study._processes import run_here, run_processes
@@ -34,7 +36,7 @@ from mixer_sweeps.study._storage import (
     open_storage,
     resolve_storage,
 )
-from mixer_sweeps.study._worker import WorkerConfig
+from mixer_sweeps.study._worker import WorkerConfig, enqueue_configurations, requeue_failed
 from mixer_sweeps.training import atomic_write_text
 
 FINGERPRINT_ATTR = "fingerprint"
@@ -89,6 +91,7 @@ def run_study(
     results_dir: str | Path = "results",
     storage: str | None = None,
     console: Console | None = None,
+    retry_failed: bool = False,
 ) -> StudyRun:
     """Run ``study_file`` until it has ``n_trials`` finished trials or its timeout passes.
 
@@ -102,6 +105,8 @@ def run_study(
         results_dir: the study's files go to ``<results_dir>/<name>/``.
         storage: storage URL; before ``SWEEPS_STORAGE`` and ``study.storage``.
         console: where progress goes; None shows nothing.
+        retry_failed: queue the failed trials' configurations again; each takes its failed
+            trial's place in ``n_trials``.
 
     Raises:
         ValueError: a bad ``workers`` or storage URL.
@@ -121,10 +126,17 @@ def run_study(
         layout.root.mkdir(parents=True, exist_ok=True)
         study = _open_study(study_file, backend, described)
     _write_study_file(study_file, layout)
+    with contextlib.closing(FileLock(layout.claim_lock)) as claim, claim:
+        enqueued = enqueue_configurations(study, study_file)
+        retried = requeue_failed(study) if retry_failed else []
     before = study.get_trials(deepcopy=False)
     counts = count_trials(before)
     n_trials = study_file.n_trials
     console.print(_header(study_file, len(placements), described, counts))
+    if enqueued:
+        console.print(f"queued {enqueued} configurations of enqueue: to run first")
+    if retried:
+        console.print(f"queued again to retry: failed trials {', '.join(map(str, retried))}")
 
     deadline = time.time() + study_file.settings.timeout if study_file.settings.timeout else None
     if len(placements) > 1:
@@ -208,12 +220,68 @@ def _open_study(
         study.set_user_attr("base", study_file.base_spec.model_dump(mode="json"))
         study.set_metric_names([study_file.settings.metric])
     elif stored != fingerprint:
+        changes = _changes(study, study_file)
+        shown = "; ".join(changes[:5]) + (f"; and {len(changes) - 5} more" if changes[5:] else "")
         raise StudyMismatchError(
             f"study {study_file.name!r} in {described} was made from a different base spec,"
-            f" fixed values, space or replicates (fingerprint {stored}, the file gives"
-            f" {fingerprint}); rename the study or use other --results or --storage"
+            " fixed values, space or replicates ("
+            + (shown or f"fingerprint {stored}, the file gives {fingerprint}")
+            + "); rename the study or use other --results or --storage"
         )
     return study
+
+
+def _changes(study: optuna.Study, study_file: StudyFile) -> list[str]:
+    """What the file changed in the stored study's definition: ``key: stored → file``."""
+    import json
+
+    attrs = study.user_attrs
+    if "base" not in attrs or "space" not in attrs:
+        return []  # stored by an older version
+
+    def flat(base: dict, space: dict, items: dict[str, object]) -> dict[str, object]:
+        kept = {k: v for k, v in base.items() if k not in ("name", "train", "tracking")}
+        stack = [("base", kept)]
+        while stack:
+            at, node = stack.pop()
+            for key, value in node.items():
+                if isinstance(value, dict) and value:
+                    stack.append((f"{at}.{key}", value))
+                else:
+                    items[f"{at}.{key}"] = value
+        for path, dim in space.items():  # dotted paths: one level, so they stay whole
+            items.update({f"space.{path}: {key}": value for key, value in dim.items()})
+        return items
+
+    settings = study_file.settings
+    old = flat(
+        attrs["base"],
+        attrs["space"],
+        {
+            "replicates": attrs.get("replicates"),
+            "metric": attrs.get("metric"),
+            "direction": study.direction.name.lower(),
+        },
+    )
+    new = flat(
+        study_file.base_spec.model_dump(mode="json"),
+        study_file.space.describe(),
+        {
+            "replicates": settings.replicates,
+            "metric": settings.metric,
+            "direction": settings.direction,
+        },
+    )
+    changes = []
+    for key in [*old, *(k for k in new if k not in old)]:
+        if key not in new:
+            changes.append(f"{key} {json.dumps(old[key])} removed")
+        elif key not in old:
+            changes.append(f"{key} {json.dumps(new[key])} added")
+        elif old[key] != new[key]:
+            separator = " " if ": " in key else ": "
+            changes.append(f"{key}{separator}{json.dumps(old[key])} → {json.dumps(new[key])}")
+    return changes
 
 
 def _write_study_file(study_file: StudyFile, layout: StudyLayout) -> None:

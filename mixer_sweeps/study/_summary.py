@@ -6,7 +6,7 @@ import statistics
 
 from rich.console import Console
 
-from mixer_sweeps.study._describe import describe_counts, format_value
+from mixer_sweeps.study._describe import describe_counts, format_epochs, format_value
 from mixer_sweeps.study._runner import StudyRun
 
 
@@ -26,16 +26,19 @@ def print_summary(run: StudyRun, console: Console) -> None:
         console.print("no trial has completed yet")
         return
     value = f"{best.value:.4f}"
-    if len(best.best_val_acc) > 1:
-        std = statistics.stdev(best.best_val_acc)
-        value += f" ± {std:.4f} (mean of {len(best.best_val_acc)} seeds)"
+    n = len(best.best)
+    if n > 1:
+        from scipy import stats
+
+        ci = stats.t.ppf(0.975, n - 1) * statistics.stdev(best.best) / n**0.5
+        value += f" ± {ci:.4f} (mean ± 95% CI, n={n} seeds)"
     details = []
     if best.mean_test_acc is not None:
         details.append(f"test acc {best.mean_test_acc:.4f}")
     if best.num_params is not None:
         details.append(f"{best.num_params:,} params")
-    details.append(f"{best.epochs_trained} epochs")
-    console.print(f"best: trial {best.number}, val_acc {value} ({', '.join(details)})")
+    details.append(f"{format_epochs(best)} epochs" + (" per seed" if n > 1 else ""))
+    console.print(f"best: trial {best.number}, {best.metric} {value} ({', '.join(details)})")
     for path, label in best.params.items():
         console.print(f"  {path}: {format_value(label)}")
     console.print(f"files: {run.study_dir / (best.run_dir or '')}/")

@@ -11,6 +11,12 @@ While a trial runs, the worker's heartbeat stamps it (``_liveness``). A worker w
 worker ended (it took this one for dead) prints one warning line and goes on with the next trial.
 Each worker process draws from a sampler stream of its own, picked at its first trial
 (:func:`~mixer_sweeps.study._algorithms.stream_sampler`).
+
+Queued (WAITING) trials are claimed before the sampler is asked: the study file's ``enqueue:``
+configurations (:func:`enqueue_configurations`), crashed or interrupted attempts, and with
+``sweeps run --retry-failed`` the failed ones (:func:`requeue_failed`). A failed trial whose
+configuration is queued again no longer counts towards ``n_trials``, so the retry takes its
+place in the budget instead of adding to it.
 """
 
 from __future__ import annotations
@@ -46,6 +52,9 @@ from mixer_sweeps.training import Callback
 # a second Ctrl-C lands while workers clean up).
 CLAIM_DELAY_ENV = "SWEEPS_TEST_CLAIM_DELAY_S"
 ABANDON_DELAY_ENV = "SWEEPS_TEST_ABANDON_DELAY_S"
+
+ENQUEUED = "enqueued"
+"""User attr of a trial queued from the study file's ``enqueue:``."""
 
 
 @dataclass(frozen=True)
@@ -155,6 +164,40 @@ def work(
     finally:
         claim.close()
     return objective.fatal
+
+
+def enqueue_configurations(study: optuna.Study, study_file: StudyFile) -> int:
+    """Queue the study file's ``enqueue:`` configurations that the study does not hold yet.
+
+    Run under the claim lock: a configuration queued once (by any run or worker; waiting, run or
+    finished) is never queued again, so re-runs add only configurations added to the file.
+    Returns how many were queued.
+    """
+    before = len(study.get_trials(deepcopy=False))
+    for params in study_file.enqueue:
+        study.enqueue_trial(params, user_attrs={ENQUEUED: True}, skip_if_exists=True)
+    return len(study.get_trials(deepcopy=False)) - before
+
+
+def requeue_failed(study: optuna.Study) -> list[int]:
+    """Queue again every failed trial that counts as failed (see
+    :func:`~mixer_sweeps.study._record.count_trials`); returns their numbers.
+
+    Run under the claim lock. The retries are not counted as crashes, so they never use up a
+    configuration's :data:`~mixer_sweeps.study._recovery.MAX_RETRIES`.
+    """
+    trials = study.get_trials(deepcopy=False)
+    queued = retried_numbers(records(trials))
+    failed = [
+        t
+        for t in trials
+        if t.state == TrialState.FAIL
+        and t.number not in queued
+        and not TrialRecord.from_trial(t).abandoned
+    ]
+    for trial in failed:
+        requeue_trial(study, trial, crashed=False)
+    return [t.number for t in failed]
 
 
 def _requeue_abandoned(study: optuna.Study, trial: FrozenTrial) -> None:

@@ -3,14 +3,15 @@
 A tracker is a :class:`~mixer_sweeps.training.Callback`; :func:`make_trackers` picks a run's
 trackers from its spec, and the caller hands them to the trainer with its other callbacks.
 Besides runs: :func:`log_study` logs a whole study as one W&B run, :func:`offline_runs` finds
-the offline runs ``sweeps sync`` uploads. Importing this package does not import wandb.
+the offline runs ``sweeps sync`` uploads, :func:`describe_runs` tells people where a study's
+runs went. Importing this package does not import wandb.
 """
 
 from mixer_sweeps.tracking._factory import make_trackers
 from mixer_sweeps.tracking._guard import TrackingWarning
 from mixer_sweeps.tracking._memory import MemoryTracker
-from mixer_sweeps.tracking._mode import has_wandb_credentials, resolve_mode
-from mixer_sweeps.tracking._offline import offline_runs
+from mixer_sweeps.tracking._mode import has_wandb_credentials, resolve_mode, wandb_host
+from mixer_sweeps.tracking._offline import describe_runs, offline_runs
 from mixer_sweeps.tracking._study_log import log_study
 from mixer_sweeps.tracking._wandb_tracker import WandbTracker
 
@@ -18,9 +19,11 @@ __all__ = [
     "MemoryTracker",
     "TrackingWarning",
     "WandbTracker",
+    "describe_runs",
     "has_wandb_credentials",
     "log_study",
     "make_trackers",
     "offline_runs",
     "resolve_mode",
+    "wandb_host",
 ]

@@ -50,3 +50,14 @@ def resolve_mode(mode: str) -> str:
             " `wandb login`); writing offline runs instead, upload them with `sweeps sync`.",
         )
     return "offline"
+
+
+def wandb_host() -> str:
+    """The W&B server that online runs and ``wandb sync`` talk to (``WANDB_BASE_URL``, else
+    wandb's settings, else its default)."""
+    try:
+        from wandb.sdk import wandb_setup
+
+        return str(wandb_setup.singleton().settings.base_url)
+    except Exception:  # a broken wandb install says so itself when it is used
+        return os.environ.get("WANDB_BASE_URL", "the W&B server")

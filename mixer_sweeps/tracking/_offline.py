@@ -1,4 +1,5 @@
-"""Offline W&B runs waiting for ``sweeps sync``."""
+"""The W&B runs a results folder holds: offline ones waiting for ``sweeps sync``, and how to
+find them again."""
 
 from __future__ import annotations
 
@@ -20,3 +21,23 @@ def offline_runs(path: Path) -> tuple[list[Path], int]:
         else:
             pending.append(run_dir)
     return pending, synced
+
+
+def describe_runs(results: Path) -> list[str]:
+    """Lines for people at the end of a study: where its W&B runs went and how to browse and
+    upload them. None when the study wrote no W&B run (``tracking.wandb.mode: disabled``)."""
+    wandb_dir = results / "wandb"
+    pending, synced = offline_runs(results)
+    online = [p for p in wandb_dir.glob("run-*") if p.is_dir()]
+    lines = []
+    if online:
+        lines.append(f"W&B: {len(online)} online runs; their local copies are in {wandb_dir}/")
+    if pending or synced:
+        offline = len(pending) + synced
+        state = f"{len(pending)} not uploaded" if pending else "all uploaded"
+        lines.append(
+            f"W&B: {offline} offline run{'s' * (offline != 1)} in {wandb_dir}/ ({state});"
+            f" browse: wandb leet {wandb_dir}"
+            + (f"; upload: sweeps sync {results}" if pending else "")
+        )
+    return lines

@@ -7,6 +7,7 @@ spec's sections are read, so they live with the trainer rather than in ``models`
 from __future__ import annotations
 
 import math
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import torch
@@ -18,6 +19,37 @@ from mixer_sweeps.models import MlpMixer
 if TYPE_CHECKING:
     from mixer_sweeps.data import DatasetInfo
     from mixer_sweeps.spec import AugmentSpec, ModelSpec, OptimSpec
+
+
+CGROUP_CPU_MAX = Path("/sys/fs/cgroup/cpu.max")
+
+
+def cpu_quota() -> float | None:
+    """The CPUs this process's cgroup may use (``docker run --cpus``, a Kubernetes CPU limit), or
+    None without a quota. Affinity (``taskset``, cpusets) is what torch already counts."""
+    try:
+        quota, period = CGROUP_CPU_MAX.read_text().split()[:2]
+        return None if quota == "max" else int(quota) / int(period)
+    except (OSError, ValueError):
+        return None
+
+
+def set_threads(threads: int | None) -> int:
+    """Set torch's intra-op threads for a run (``train.threads``) and return them.
+
+    None keeps torch's own count (the cores this process may use, or a study worker's share of
+    them) but no more than a CPU quota grants: threads beyond the CPUs only wait for each other.
+    How idle threads wait matters as much on a busy machine; see ``OMP_WAIT_POLICY`` in
+    :mod:`mixer_sweeps`.
+    """
+    if threads is None:
+        threads = torch.get_num_threads()
+        quota = cpu_quota()
+        if quota is not None:
+            threads = max(1, min(threads, math.floor(quota)))
+    if threads != torch.get_num_threads():
+        torch.set_num_threads(threads)
+    return threads
 
 
 def build_model(spec: ModelSpec, info: DatasetInfo) -> MlpMixer:

@@ -14,7 +14,7 @@ import io
 import math
 import pickle
 import random
-import zipfile
+import warnings
 from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -28,9 +28,6 @@ from mixer_sweeps.training._records import EpochRecord
 
 if TYPE_CHECKING:
     from mixer_sweeps.spec import RunSpec
-
-CHECKPOINT_FILE = "checkpoint.pt"
-BEST_WEIGHTS_FILE = "best.pt"
 
 
 class CheckpointError(RuntimeError):
@@ -63,19 +60,24 @@ def load_checkpoint(
             key, has one of the wrong type, or a tensor of the wrong shape; the message names
             the file and the key.
     """
+    # torch's own words would tell people to load with weights_only=False: never our advice.
     try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # e.g. "Detected pickle protocol 4"
+            state = torch.load(path, map_location="cpu", weights_only=True)
     except FileNotFoundError:
         raise CheckpointError(f"no checkpoint at {path}") from None
-    except pickle.UnpicklingError as exc:
+    except OSError as exc:
+        raise CheckpointError(f"cannot read checkpoint {path}: {exc.strerror or exc}") from None
+    except pickle.UnpicklingError:
         raise CheckpointError(
-            f"refusing checkpoint {path}: it holds objects other than tensors and plain types"
-            f" ({str(exc).splitlines()[0]})"
+            f"refusing checkpoint {path}: it holds objects other than tensors and plain types, so"
+            f" it is not a mixer-sweeps checkpoint and loading it could run code; {_AFRESH}"
         ) from None
-    except (RuntimeError, EOFError, OSError, zipfile.BadZipFile, ValueError) as exc:
-        raise CheckpointError(f"checkpoint {path} is corrupt or truncated: {exc}") from None
+    except Exception:  # zip, pickle or tensor data that torch cannot make sense of
+        raise CheckpointError(f"checkpoint {path} is corrupt or truncated; {_AFRESH}") from None
     if not isinstance(state, dict) or "format" not in state:
-        raise CheckpointError(f"{path} is not a mixer-sweeps checkpoint")
+        raise CheckpointError(f"{path} is not a mixer-sweeps checkpoint; {_AFRESH}")
     if model is not None:
         problems = checkpoint_problems(state, model, optimizer, scheduler)
         if problems:
@@ -86,6 +88,7 @@ def load_checkpoint(
 
 
 _SHOWN = 5
+_AFRESH = "use --force to start the run afresh"
 
 _TYPES: dict[str, tuple[type, ...]] = {
     "format": (int,),

@@ -27,11 +27,9 @@ from torch import nn
 from mixer_sweeps.data import DatasetSplits, load_data, normalize
 from mixer_sweeps.spec import RunSpec, check_memory
 from mixer_sweeps.training import _outputs as outputs
-from mixer_sweeps.training._build import build_augment, build_model, build_optimizer
+from mixer_sweeps.training._build import build_augment, build_model, build_optimizer, set_threads
 from mixer_sweeps.training._callbacks import Callback
 from mixer_sweeps.training._checkpoint import (
-    BEST_WEIGHTS_FILE,
-    CHECKPOINT_FILE,
     CheckpointError,
     load_checkpoint,
     remove_stale_temp_files,
@@ -39,32 +37,13 @@ from mixer_sweeps.training._checkpoint import (
     save_checkpoint,
     set_rng_state,
 )
+from mixer_sweeps.training._device import resolve_device
+from mixer_sweeps.training._outputs import BEST_WEIGHTS_FILE, CHECKPOINT_FILE
 from mixer_sweeps.training._records import EpochRecord, TrainResult
 
 
 class NonFiniteLossError(RuntimeError):
     """The training loss became NaN or infinite."""
-
-
-class DeviceUnavailable(RuntimeError):
-    """``train.device`` names a device this machine does not have: a fault of the machine."""
-
-
-def resolve_device(name: str) -> torch.device:
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    device = torch.device(name)
-    if device.type == "cuda":
-        if not torch.cuda.is_available():
-            raise DeviceUnavailable(f"train.device is {name!r} but torch sees no CUDA device")
-        if device.index is not None and device.index >= torch.cuda.device_count():
-            raise DeviceUnavailable(
-                f"train.device is {name!r} but torch sees {torch.cuda.device_count()} CUDA"
-                " device(s)"
-            )
-    if device.type == "mps" and not torch.backends.mps.is_available():
-        raise DeviceUnavailable(f"train.device is {name!r} but torch sees no MPS (Apple) GPU")
-    return device
 
 
 def seed_everything(seed: int) -> None:
@@ -107,8 +86,7 @@ class Trainer:
         # Before anything is allocated: a run too big for the device is a SpecError, not a
         # minutes-long allocation that ends in an out-of-memory kill.
         check_memory(spec, self.device, source=f"run {spec.name}")
-        if spec.train.threads is not None:
-            torch.set_num_threads(spec.train.threads)
+        set_threads(spec.train.threads)
         self.data = (data or load_data(spec.data)).to(self.device)
         info = self.data.info
 

@@ -1,0 +1,145 @@
+"""The summary of ``sweeps retrain``, and the "Retrained" section of a study's report.
+
+``retrain/summary.csv`` has one row per configuration: its params, the seeds that finished, test
+accuracy (mean, ± 95% CI by Student's t, std), best val accuracy (mean), the search's value for
+contrast, epochs and parameter count; ``runs.csv`` one row per seed run; ``summary.md`` the same
+as a page. The study's report reads ``summary.csv`` back, so it shows the last retrain.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+import pandas as pd
+
+from mixer_sweeps.report._render import Report, to_markdown
+from mixer_sweeps.report._tables import CI, Table, ci95
+from mixer_sweeps.study import RETRAIN_DIR, RetrainPlan, RunOutcome, short_names
+from mixer_sweeps.training import atomic_write_text
+
+SUMMARY_CSV = "summary.csv"
+SUMMARY_MD = "summary.md"
+RUNS_CSV = "runs.csv"
+SEARCH = "search "
+"""Prefix of the column holding the search's value (``search val_acc``)."""
+_METRICS = ("seeds", "failed", "test acc", CI, "std", "best val acc", "epochs", "params")
+_COUNTS = ("epochs",)
+"""Shown like parameter values (``30``, not ``30.0000``)."""
+QUOTE = (
+    "The search's value is the best of many trials, each scored on the validation split that"
+    " chose it, so it is optimistic; the retrained test accuracy, over seeds the search never"
+    " used, is the number to quote."
+)
+
+
+def runs_frame(outcomes: Sequence[RunOutcome]) -> pd.DataFrame:
+    """One row per run: config, seed, state, test_acc, best_val_acc, best_epoch, epochs, ..."""
+    return pd.DataFrame(
+        [
+            {
+                "config": o.config,
+                "seed": o.seed,
+                "state": o.state,
+                "test_acc": o.test_acc,
+                "best_val_acc": o.best_val_acc,
+                "best_epoch": o.best_epoch,
+                "epochs": o.epochs,
+                "num_params": o.num_params,
+                "seconds": o.seconds,
+                "reason": o.reason,
+            }
+            for o in outcomes
+        ]
+    )
+
+
+def summary_table(plan: RetrainPlan, outcomes: Sequence[RunOutcome]) -> Table:
+    """Per configuration: params, seeds, test acc mean ± 95% CI, best val acc, search value."""
+    runs = runs_frame(outcomes)
+    paths = list(dict.fromkeys(p for c in plan.configurations for p in c.params))
+    names = short_names(paths)
+    rows = []
+    for config in plan.configurations:
+        mine = runs[(runs["config"] == config.id) & (runs["state"] == "completed")]
+        row: dict[str, object] = {"config": config.id}
+        row.update({names[p]: config.params.get(p) for p in paths})
+        row["seeds"] = len(mine)
+        failed = int(((runs["config"] == config.id) & (runs["state"] != "completed")).sum())
+        if failed:
+            row["failed"] = failed
+        row["test acc"] = mine["test_acc"].mean()
+        row[CI] = ci95(mine["test_acc"])
+        row["std"] = mine["test_acc"].std()
+        row["best val acc"] = mine["best_val_acc"].mean()
+        if plan.metric is not None:
+            row[f"{SEARCH}{plan.metric}"] = config.search_value
+        row["epochs"] = mine["epochs"].mean()
+        row["params"] = mine["num_params"].max()
+        rows.append(row)
+    frame = pd.DataFrame(rows).set_index("config")
+    if "params" in frame:
+        frame["params"] = frame["params"].astype("Int64")
+    return Table(
+        "retrained",
+        "Retrained: test accuracy over fresh seeds",
+        frame,
+        _note(plan),
+        params=(*names.values(), *_COUNTS),
+    )
+
+
+def _note(plan: RetrainPlan) -> str:
+    seeds = f"{len(plan.seeds)} fresh seeds ({plan.seeds[0]}–{plan.seeds[-1]})"
+    what = (
+        f"The {len(plan.configurations)} best of {plan.distinct} distinct complete configurations"
+        f" by {plan.metric} ({plan.direction}), each"
+        if plan.direction is not None
+        else f"The run spec {plan.source}"
+    )
+    note = (
+        f"{what} trained again with {seeds}; test acc: mean, {CI} (Student's t) and std over"
+        " the seeds, each run tested once with its best-validation weights."
+    )
+    return note + (f" {QUOTE}" if plan.direction is not None else "")
+
+
+def write_summary(plan: RetrainPlan, outcomes: Sequence[RunOutcome]) -> tuple[Table, list[Path]]:
+    """``summary.csv``, ``summary.md`` and ``runs.csv`` in ``plan.root``."""
+    table = summary_table(plan, outcomes)
+    lines = [
+        f"from {plan.source}; runs in {plan.root}/<config>/seed-<s>/",
+        f"seeds {', '.join(map(str, plan.seeds))} (the search used"
+        f" {', '.join(map(str, plan.search_seeds))})",
+        "epochs: "
+        + (f"{plan.epochs} (--epochs)" if plan.epochs is not None else "as in the spec")
+        + "; early stopping off unless the spec sets optim.early_stopping_patience",
+    ]
+    report = Report(title=f"Retrained: {plan.name}", summary=lines, tables=[table])
+    written = []
+    for name, text in (
+        (SUMMARY_CSV, table.frame.to_csv()),
+        (RUNS_CSV, runs_frame(outcomes).to_csv(index=False)),
+        (SUMMARY_MD, to_markdown(report)),
+    ):
+        atomic_write_text(plan.root / name, text)
+        written.append(plan.root / name)
+    return table, written
+
+
+def retrained_tables(study_dir: Path) -> list[Table]:
+    """The "Retrained" table of a study's report, from the last ``sweeps retrain``; none
+    without one."""
+    path = Path(study_dir) / RETRAIN_DIR / SUMMARY_CSV
+    if not path.is_file():
+        return []
+    frame = pd.read_csv(path, index_col="config")
+    params = tuple(c for c in frame.columns if c not in _METRICS and not c.startswith(SEARCH))
+    seeds = frame["seeds"].max() if "seeds" in frame and len(frame) else 0
+    note = (
+        f"The best configurations of the search trained again with {seeds} fresh seeds"
+        f" (`sweeps retrain`, {RETRAIN_DIR}/{SUMMARY_CSV}); test acc: mean, {CI} (Student's t)"
+        f" and std over the seeds, each run tested once with its best-validation weights. {QUOTE}"
+    )
+    shown = (*params, *_COUNTS)
+    return [Table("retrained", "Retrained: the number to quote", frame, note, params=shown)]
