@@ -5,6 +5,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import typer
 import yaml
 from typer.testing import CliRunner
 
@@ -105,3 +106,14 @@ def test_short_help_and_version() -> None:
     for args in (["-h"], ["train", "-h"], ["run", "-h"]):
         result = runner.invoke(app, args)
         assert result.exit_code == 0 and "Usage:" in result.output, args
+
+
+def test_help_lists_a_studys_life_in_order_then_the_other_commands() -> None:
+    listed = typer.main.get_command(app).list_commands(None)
+    life = ["plan", "run", "status", "report", "best", "retrain", "sync"]
+    assert listed[: len(life)] == life
+    assert set(listed[len(life) :]) == {"train", "launch", "validate", "schema", "dashboard"}
+    output = runner.invoke(app, ["--help"], terminal_width=200).output
+    shown = [line.split()[1] for line in output.splitlines() if line.startswith("│ ")]
+    commands = [name for name in shown if name in listed]
+    assert commands == listed
