@@ -9,7 +9,6 @@ library's threaded server: unlike its ``run_server``, that tells which port ``--
 
 from __future__ import annotations
 
-import signal
 import sys
 from pathlib import Path
 from socketserver import ThreadingMixIn
@@ -68,12 +67,12 @@ def dashboard(
     typer.echo(f"dashboard: http://{shown}:{server.server_port}/dashboard/ (Ctrl-C stops it)")
     sys.stdout.flush()
 
-    def stop(signum: int, frame: object) -> None:
-        raise KeyboardInterrupt
+    from mixer_sweeps._signals import graceful_interrupts
 
-    signal.signal(signal.SIGTERM, stop)
     try:
-        server.serve_forever()
+        # Set here, not inherited: a shell starts background jobs with SIGINT ignored.
+        with graceful_interrupts():
+            server.serve_forever()
     except KeyboardInterrupt:
         typer.echo("dashboard stopped")
     finally:

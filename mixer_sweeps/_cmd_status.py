@@ -109,8 +109,12 @@ def status(
             time.sleep(interval)
     from rich.live import Live
 
-    # Ctrl-C leaves the last view on screen; the group says "interrupted" and exits 130.
-    with Live(_render_all(found, storage), console=console, auto_refresh=False) as live:
+    from mixer_sweeps._signals import graceful_interrupts
+
+    # Ctrl-C leaves the last view on screen; the group says "interrupted" and exits 130. The
+    # handler is set here, not inherited: a shell starts background jobs with SIGINT ignored.
+    live = Live(_render_all(found, storage), console=console, auto_refresh=False)
+    with graceful_interrupts(), live:
         while True:
             time.sleep(interval)
             live.update(_render_all(found, storage), refresh=True)

@@ -67,7 +67,8 @@ def load_checkpoint(
             state = torch.load(path, map_location="cpu", weights_only=True)
     except FileNotFoundError:
         raise CheckpointError(f"no checkpoint at {path}") from None
-    except OSError as exc:
+    except (PermissionError, IsADirectoryError) as exc:
+        # Not any OSError: torch reports some truncated archives as EINVAL.
         raise CheckpointError(f"cannot read checkpoint {path}: {exc.strerror or exc}") from None
     except pickle.UnpicklingError:
         raise CheckpointError(
