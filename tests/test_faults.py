@@ -166,6 +166,43 @@ def test_runs_in_different_folders_on_one_storage_never_fail_each_other_s_trials
         assert (study_dir / "trials" / str(trial.number) / "metrics.json").is_file()
 
 
+def test_runs_in_different_folders_claiming_the_last_trial_at_once_train_it_once(
+    tmp_path: Path,
+) -> None:
+    # The claim lock is per results folder. Two runs in different folders count the same empty
+    # study (the test-only delay holds both between counting and claiming) and both claim a trial
+    # of a budget of one: the later-numbered claim gives way, and the study has one trial.
+    url = f"sqlite:///{tmp_path / 'shared.db'}"
+    path = write_study(
+        tmp_path / "study.yaml",
+        WIDE_SPACE,
+        fixed={"optim.epochs": 1},
+        n_trials=1,
+        sampler={"type": "random"},
+        pruner={"type": "none"},
+    )
+    env = {**os.environ, CLAIM_DELAY_ENV: "4"}
+    with contextlib.ExitStack() as stack:
+        processes = []
+        for name in ("a", "b"):
+            folder = tmp_path / name
+            folder.mkdir()
+            command = _sweeps_cmd("run", path, "--results", "results", "--storage", url)
+            log = folder / "log"
+            processes.append((stack.enter_context(_logged(command, log, cwd=folder, env=env)), log))
+        for process, log in processes:
+            assert process.wait(timeout=120) == 0, log.read_text()
+    for _, log in processes:
+        assert "Traceback" not in log.read_text(), log.read_text()
+
+    stored = optuna.load_study(study_name="tiny", storage=url).get_trials()
+    assert len(stored) == 2, "both runs claimed a trial: the race did not happen"
+    counted = count_trials(stored)
+    assert (counted.complete, counted.failed, counted.running) == (1, 0, 0)
+    assert [t.state for t in stored] == [TrialState.COMPLETE, TrialState.FAIL]
+    assert stored[1].system_attrs.get("surplus") is True
+
+
 # --------------------------------------------------------------- workers started together
 
 

@@ -43,6 +43,10 @@ DUPLICATE_OF = "duplicate_of"
 RESUMED = "resumed"
 ABANDONED = "abandoned"
 CRASHED = "crashed"
+SURPLUS = "surplus"
+"""System attr: a trial claimed past ``n_trials`` in the same instant as another, by a worker in
+another results folder (whose claim lock is not this one's); ended at once, and not a trial of
+the study at all: :func:`records` and :func:`count_trials` leave it out."""
 RETRY_HISTORY = "retry_history"
 """System attr: the numbers of the failed attempts of this trial's configuration."""
 FAILED_TRIAL = "failed_trial"
@@ -191,7 +195,7 @@ class TrialRecord:
 
 
 def records(trials: Iterable[FrozenTrial]) -> list[TrialRecord]:
-    return [TrialRecord.from_trial(t) for t in trials]
+    return [TrialRecord.from_trial(t) for t in trials if not t.system_attrs.get(SURPLUS)]
 
 
 def retried_numbers(trials: Iterable[TrialRecord]) -> set[int]:
@@ -217,7 +221,11 @@ class TrialCounts:
 
 
 def count_trials(trials: Iterable[TrialRecord | FrozenTrial]) -> TrialCounts:
-    items = [t if isinstance(t, TrialRecord) else TrialRecord.from_trial(t) for t in trials]
+    items = [
+        t if isinstance(t, TrialRecord) else TrialRecord.from_trial(t)
+        for t in trials
+        if isinstance(t, TrialRecord) or not t.system_attrs.get(SURPLUS)
+    ]
     retried = retried_numbers(items)
     counts = {state: 0 for state in TrialState}
     for trial in items:

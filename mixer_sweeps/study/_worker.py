@@ -12,6 +12,9 @@ worker ended (it took this one for dead) prints one warning line and goes on wit
 Each worker process draws from a sampler stream of its own, picked at its first trial
 (:func:`~mixer_sweeps.study._algorithms.stream_sampler`).
 
+The claim lock covers the workers of one results folder; a trial that a worker in another
+folder claimed in the same instant past ``n_trials`` gives way (:func:`_beyond_budget`).
+
 Queued (WAITING) trials are claimed before the sampler is asked: the study file's ``enqueue:``
 configurations (:func:`enqueue_configurations`), crashed or interrupted attempts, and with
 ``sweeps run --retry-failed`` the failed ones (:func:`requeue_failed`). A failed trial whose
@@ -42,7 +45,13 @@ from mixer_sweeps.study._locks import FileLock
 from mixer_sweeps.study._objective import DataCache, Objective, TrialAbandoned
 from mixer_sweeps.study._placement import Placement
 from mixer_sweeps.study._quiet import optuna_quiet
-from mixer_sweeps.study._record import TrialRecord, count_trials, records, retried_numbers
+from mixer_sweeps.study._record import (
+    SURPLUS,
+    TrialRecord,
+    count_trials,
+    records,
+    retried_numbers,
+)
 from mixer_sweeps.study._recovery import recover_abandoned_trials, requeue_trial
 from mixer_sweeps.study._storage import open_storage
 from mixer_sweeps.training import Callback
@@ -109,9 +118,14 @@ def work(
             )
 
             first_trial = True
+            surplus = False
 
             def run_trial(trial: optuna.Trial) -> float:
-                nonlocal first_trial
+                nonlocal first_trial, surplus
+                if config.n_trials is not None and _beyond_budget(study, trial, config.n_trials):
+                    surplus = True
+                    study._storage.set_trial_system_attr(trial._trial_id, SURPLUS, True)
+                    raise TrialSurplus(f"trial {trial.number} is past n_trials={config.n_trials}")
                 if first_trial:
                     first_trial = False
                     sampler = stream_sampler(
@@ -153,6 +167,8 @@ def work(
                         if taken is None:
                             raise
                         _warn_taken(taken)
+                if surplus:
+                    break
                 after_trial()
     except Exception as exc:
         # The machine failed under the trial's bookkeeping too (its storage on a full disk):
@@ -198,6 +214,28 @@ def requeue_failed(study: optuna.Study) -> list[int]:
     for trial in failed:
         requeue_trial(study, trial, crashed=False)
     return [t.number for t in failed]
+
+
+class TrialSurplus(Exception):
+    """A trial claimed past ``n_trials``; see :data:`~mixer_sweeps.study._record.SURPLUS`."""
+
+
+def _beyond_budget(study: optuna.Study, trial: optuna.Trial, n_trials: int) -> bool:
+    """Whether the trials numbered before ``trial`` already fill ``n_trials``.
+
+    The claim lock keeps the count exact among workers of one results folder. Workers in other
+    folders (other machines) share only the storage, so two of them may count the same trials
+    and both claim the last one; the later-numbered claim then gives way. A queued configuration
+    (enqueued or retried) never does: it was counted when it was queued.
+    """
+    if trial.number < n_trials:
+        return False
+    frozen = study._storage.get_trial(trial._trial_id)
+    if "fixed_params" in frozen.system_attrs:
+        return False
+    earlier = [t for t in study.get_trials(deepcopy=False) if t.number < trial.number]
+    counts = count_trials(earlier)
+    return counts.finished + counts.running + counts.waiting >= n_trials
 
 
 def _requeue_abandoned(study: optuna.Study, trial: FrozenTrial) -> None:
