@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime
+import logging
 import os
 import signal
 import sys
@@ -78,6 +79,10 @@ def write_log(text: str) -> Path | None:
 
 def run_guarded(app: Any) -> NoReturn:
     """Run the Typer ``app``; no exception leaves it as a traceback."""
+    # SQLAlchemy logs errors it then raises (or that follow a Ctrl-C, such as a cursor it could
+    # not close) with their tracebacks; what reaches the user is the exception, once.
+    logging.getLogger("sqlalchemy").addHandler(logging.NullHandler())
+    logging.getLogger("sqlalchemy").propagate = False
     try:
         app()
     except KeyboardInterrupt:

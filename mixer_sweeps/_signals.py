@@ -10,9 +10,11 @@ from __future__ import annotations
 
 import contextlib
 import signal
+import sys
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from typing import Any
 
 INTERRUPT_SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
@@ -97,8 +99,21 @@ class Interrupt:
     @contextlib.contextmanager
     def installed(self) -> Iterator[Interrupt]:
         """Handle SIGINT and SIGTERM with this object in the block (main thread only)."""
-        with _handled(self.handle):
-            yield self
+        previous = sys.unraisablehook
+
+        def unraisable(info: Any) -> None:
+            # The KeyboardInterrupt raised while a finalizer or weakref callback runs cannot
+            # propagate, and Python would print its traceback; the request is recorded anyway,
+            # and the worker stops at its next check.
+            if not isinstance(info.exc_value, KeyboardInterrupt):
+                previous(info)
+
+        sys.unraisablehook = unraisable
+        try:
+            with _handled(self.handle):
+                yield self
+        finally:
+            sys.unraisablehook = previous
 
     @contextlib.contextmanager
     def armed(self) -> Iterator[None]:

@@ -1595,6 +1595,31 @@ def test_ctrl_c_is_one_line_and_exit_130(code: str, args: list[str], tmp_path: P
         assert (tmp_path / "run" / "metrics.json").is_file()
 
 
+def test_a_ctrl_c_that_lands_in_a_finalizer_prints_no_traceback(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # A worker's Ctrl-C raises KeyboardInterrupt wherever the main thread is; inside a weakref
+    # callback (garbage collection) it cannot propagate, and Python would print its traceback.
+    import weakref
+
+    from mixer_sweeps._signals import Interrupt
+
+    class Thing:
+        pass
+
+    def interrupted(_: object) -> None:
+        raise KeyboardInterrupt
+
+    printed: list[object] = []  # what Python's own hook would print, with its traceback
+    monkeypatch.setattr(sys, "unraisablehook", printed.append)
+    with Interrupt().installed():
+        thing = Thing()
+        ref = weakref.ref(thing, interrupted)
+        del thing
+    assert ref() is None
+    assert printed == []
+
+
 def test_crashed_workers_are_one_line_each_and_their_tracebacks_a_log(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
