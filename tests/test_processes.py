@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import pty
 import signal
 import socket
 import subprocess
@@ -175,10 +176,10 @@ def _fill(pipe: int) -> None:
 
 
 def test_a_second_ctrl_c_ends_train_at_once_while_it_cleans_up(tmp_path: Path) -> None:
-    # Clean-up that hangs, honestly: the progress bar's last line goes to a stdout pipe that
-    # nobody reads any more, and it is written while the interrupt is being handled.
+    # Clean-up that hangs, honestly: the progress bar's last line goes to a terminal that nobody
+    # reads any more, and it is written while the interrupt is being handled.
     spec, out, log = _train_spec(tmp_path, epochs=200), tmp_path / "run", tmp_path / "log"
-    read_end, write_end = os.pipe()
+    read_end, write_end = pty.openpty()  # a terminal, so that `sweeps train` draws its bar
     try:
         with _started(_sweeps("train", spec, "--out", out), log, stdout=write_end) as process:
             _wait_for((out / CHECKPOINT_FILE).exists, process, log, "checkpoint")

@@ -46,6 +46,7 @@ from mixer_sweeps.study._objective import DataCache, Objective, TrialAbandoned
 from mixer_sweeps.study._placement import Placement
 from mixer_sweeps.study._quiet import optuna_quiet
 from mixer_sweeps.study._record import (
+    RETRY_HISTORY,
     SURPLUS,
     TrialRecord,
     count_trials,
@@ -231,11 +232,17 @@ def _beyond_budget(study: optuna.Study, trial: optuna.Trial, n_trials: int) -> b
     if trial.number < n_trials:
         return False
     frozen = study._storage.get_trial(trial._trial_id)
-    if "fixed_params" in frozen.system_attrs:
+    if "fixed_params" in frozen.system_attrs or RETRY_HISTORY in frozen.system_attrs:
         return False
-    earlier = [t for t in study.get_trials(deepcopy=False) if t.number < trial.number]
-    counts = count_trials(earlier)
-    return counts.finished + counts.running + counts.waiting >= n_trials
+    trials = records(study.get_trials(deepcopy=False))
+    retried = retried_numbers(trials)  # from every trial: a retry's number is above its attempt
+    counted = [
+        t
+        for t in trials
+        if t.number < trial.number
+        and not (t.state == TrialState.FAIL and (t.number in retried or t.abandoned))
+    ]
+    return len(counted) >= n_trials
 
 
 def _requeue_abandoned(study: optuna.Study, trial: FrozenTrial) -> None:
