@@ -28,6 +28,8 @@ from typing import Any, NoReturn
 import typer
 from typer.core import TyperGroup
 
+from mixer_sweeps._signals import redeliver_unraisable_interrupts
+
 EXIT_ERROR = 1
 EXIT_INTERRUPTED = 130
 LOG_DIR_NAME = "mixer-sweeps/logs"
@@ -83,6 +85,7 @@ def run_guarded(app: Any) -> NoReturn:
     # not close) with their tracebacks; what reaches the user is the exception, once.
     logging.getLogger("sqlalchemy").addHandler(logging.NullHandler())
     logging.getLogger("sqlalchemy").propagate = False
+    redeliver_unraisable_interrupts()
     try:
         app()
     except KeyboardInterrupt:

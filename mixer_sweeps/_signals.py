@@ -8,6 +8,7 @@ its workers and kills them on the second).
 
 from __future__ import annotations
 
+import _thread
 import contextlib
 import signal
 import sys
@@ -60,6 +61,23 @@ def ignored() -> Iterator[None]:
     """SIGINT and SIGTERM ignored in the block: processes spawned in it start ignoring them."""
     with _handled(signal.SIG_IGN):
         yield
+
+
+def redeliver_unraisable_interrupts() -> None:
+    """A Ctrl-C that lands while a finalizer or weakref callback runs cannot propagate there, and
+    Python would print its traceback and lose it; deliver it to the main thread again instead."""
+    previous = sys.unraisablehook
+
+    def hook(info: Any) -> None:
+        if isinstance(info.exc_value, KeyboardInterrupt):
+            # A moment later, from another thread: raised here, it would be lost in this hook.
+            timer = threading.Timer(0.1, _thread.interrupt_main)
+            timer.daemon = True
+            timer.start()
+        else:
+            previous(info)
+
+    sys.unraisablehook = hook
 
 
 class Counter:

@@ -1610,6 +1610,35 @@ def test_a_ctrl_c_that_lands_in_a_finalizer_prints_no_traceback(
     assert printed == []
 
 
+def test_a_ctrl_c_lost_in_a_finalizer_still_interrupts_the_command(tmp_path: Path) -> None:
+    # Outside a worker (a command's last lines, say) the Ctrl-C is delivered again to the main
+    # thread: one line and exit 130, not a traceback and a Ctrl-C lost.
+    code = textwrap.dedent(
+        """
+        import time, weakref
+        from mixer_sweeps._crash import run_guarded
+
+        class Thing:
+            pass
+
+        def interrupted(_):
+            raise KeyboardInterrupt
+
+        def command():
+            thing = Thing()
+            ref = weakref.ref(thing, interrupted)
+            del thing
+            time.sleep(30)
+
+        run_guarded(command)
+        """
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=KILL_S
+    )
+    assert (out.returncode, out.stderr.strip()) == (130, "interrupted"), out.stderr
+
+
 def test_crashed_workers_are_one_line_each_and_their_tracebacks_a_log(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
