@@ -160,7 +160,7 @@ def _fields_at(model: type[BaseModel], loc: tuple) -> list[str]:
 
 
 def _split(dotted: str) -> KeyPath:
-    return tuple(int(p) if p.isdigit() else p for p in dotted.split("."))
+    return tuple(int(p) if p.isascii() and p.isdigit() else p for p in dotted.split("."))
 
 
 def _dotted(path: KeyPath) -> str:
