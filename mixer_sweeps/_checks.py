@@ -30,33 +30,60 @@ def fail(message: str, code: int = EXIT_BAD_INPUT) -> typer.Exit:
     return typer.Exit(code)
 
 
-def check_machine(specs, processes: int = 1) -> None:
+def check_option(option: str, value: float, low: float, high: float, why: str = "") -> None:
+    """Exit 2 unless ``low <= value <= high`` (NaN is refused too): for a number that a command
+    allocates or waits by, so that a typo never becomes a MemoryError or an endless sleep."""
+    if not low <= value <= high:
+        because = f" ({why})" if why else ""
+        raise fail(f"{option} must be between {low:,} and {high:,}{because} but got {value}")
+
+
+def check_machine(specs, workers: int | None = None, option: str = "--workers") -> None:
     """Exit 2, before anything is written, when the machine lacks a run's device or memory.
 
-    ``specs``: (source, RunSpec) pairs; ``processes``: runs at once (a study's workers).
+    ``specs``: (source, RunSpec) pairs. ``workers``: new worker processes that each run one of
+    them at a time (a study's); None when the run is in this process. ``option``: what a user
+    changes for fewer workers.
     """
-    from mixer_sweeps.spec import SpecError, available_memory, check_memory, format_bytes
+    from mixer_sweeps.spec import SpecError, check_memory, format_bytes, workers_that_fit
     from mixer_sweeps.training import DeviceUnavailable, resolve_device
 
     for source, spec in specs:
         try:
             # The CPU is always there, and asking torch would cost seconds of importing it.
             device = "cpu" if spec.train.device == "cpu" else resolve_device(spec.train.device)
-            estimate = check_memory(spec, device, source=source)
+            check_memory(spec, device, source=source)
         except DeviceUnavailable as exc:
             raise fail(f"{source}: {exc}") from None
         except SpecError as exc:
             raise fail(str(exc)) from None
-        try:
-            check_memory(spec, device, source=source, processes=processes)
-        except SpecError:  # one run fits, so it is the number of runs at once that does not
-            free, where = available_memory(device)
-            fit = max(1, (free or 0) // max(1, estimate.total))
-            raise fail(
-                f"--workers {processes}: {processes} runs at once need"
-                f" {format_bytes(estimate.total * processes)} but there is only"
-                f" {format_bytes(free or 0)} of {where}; about {fit} fit"
-            ) from None
+        if workers is None:
+            continue
+        room = workers_that_fit(spec, device)
+        if room.fit is None or workers <= room.fit:
+            continue
+        parts = [
+            f"{format_bytes(b)} {what}"
+            for b, what in (
+                (room.process_bytes, "for its Python process with torch"),
+                (room.run_bytes, "for its run"),
+            )
+            if b
+        ]
+        fit = f"about {room.fit:,} fit" if room.fit else "not even one fits"
+        raise fail(
+            f"{option} {workers}: {workers:,} worker processes need"
+            f" {format_bytes(room.each * workers)} but there is only {format_bytes(room.free)}"
+            f" of {room.where} (each needs {' and '.join(parts)}); {fit}"
+        )
+
+
+def check_study(study_file, results: Path, workers: int | None, option: str = "--workers") -> None:
+    """What ``sweeps run`` and ``sweeps launch --executor local`` check before they write or
+    start anything: the device and memory of the study's runs on ``workers`` worker processes
+    (see :func:`check_machine`), and that its results folder takes files."""
+    check_machine(study_file.variants(), workers=workers, option=option)
+    check_writable(results / study_file.name, "results folder")
 
 
 def check_writable(folder: Path, what: str) -> None:

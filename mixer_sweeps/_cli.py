@@ -21,6 +21,7 @@ from mixer_sweeps._checks import (
     MAX_LOCAL_WORKERS,
     StorageOption,
     check_machine,
+    check_study,
     check_writable,
     fail,
 )
@@ -166,8 +167,10 @@ def _check_resumable(spec, run_dir: Path) -> None:
 
 def _check_run_dir(run_dir: Path, *, resume: bool, force: bool) -> None:
     """Refuse to overwrite results by accident, and to start in a folder we cannot write."""
-    from mixer_sweeps.training import CHECKPOINT_FILE, METRICS_FILE
+    from mixer_sweeps._write import check_folder_or_fail
+    from mixer_sweeps.training import CHECKPOINT_FILE, METRICS_FILE, run_folder_entry
 
+    check_folder_or_fail(run_dir, owns=run_folder_entry, what="a run's files")
     if resume and not (run_dir / CHECKPOINT_FILE).exists():
         finished = (run_dir / METRICS_FILE).exists()
         raise fail(
@@ -214,7 +217,11 @@ def run(
     ] = None,
     workers_per_gpu: Annotated[
         int | None,
-        typer.Option(min=1, help="Workers sharing one GPU (small Mixers use a small part of it)."),
+        typer.Option(
+            min=1,
+            max=MAX_LOCAL_WORKERS,
+            help="Workers sharing one GPU (small Mixers use a small part of it).",
+        ),
     ] = None,
     n_trials: Annotated[
         int | None, typer.Option(min=1, help="Override study.n_trials (total, all workers).")
@@ -258,9 +265,10 @@ def run(
         raise fail(str(exc)) from None
     if workers is None and workers_per_gpu is None:
         workers = 1
-    # With --workers-per-gpu alone, as many processes share a GPU (and its memory).
-    check_machine(study_file.variants(), processes=workers or workers_per_gpu or 1)
-    check_writable(results / study_file.name, "results folder")
+    # With --workers-per-gpu alone, at least as many processes (that many on each GPU).
+    spawned = workers or workers_per_gpu or 1
+    option = "--workers" if workers else "--workers-per-gpu"
+    check_study(study_file, results, None if spawned == 1 else spawned, option)
 
     from mixer_sweeps._progress import output_console
     from mixer_sweeps.study import StudyMismatchError, machine_fault, print_summary, run_study
@@ -399,6 +407,8 @@ def launch(
         loaded = load_study_file(study_file)
     except SpecError as exc:
         raise fail(str(exc)) from None
+    if executor == "local":  # its jobs are worker processes of this machine, as run's are
+        check_study(loaded, results, workers)
 
     from rich.console import Console
 
@@ -450,6 +460,7 @@ def launch(
         raise typer.Exit(EXIT_INTERRUPTED) from None
     for line in launched.describe_outcomes(outcomes):
         console.print(line, markup=False)
+    trials = launched.trial_records()
     del launched
     failed = [o for o in outcomes if o.error is not None]
     if failed:
@@ -457,6 +468,9 @@ def launch(
     if any(o.result and o.result.get("interrupted") for o in outcomes):
         typer.echo("interrupted: launch again to finish the study", err=True)
         raise typer.Exit(EXIT_INTERRUPTED)
+    every_trial = _all_failed(trials)  # the exit codes of `sweeps run`
+    if every_trial:
+        raise fail(every_trial, code=1)
 
 
 @app.command()
@@ -474,12 +488,13 @@ def validate(
     failed = False
     for path in files:
         try:
-            if "study" in read_yaml(path).data:
+            document = read_yaml(path)  # once: a pipe (/dev/stdin, <(...)) reads only once
+            if "study" in document.data:
                 from mixer_sweeps.study import describe_study, load_study_file
 
-                summary = describe_study(load_study_file(path))
+                summary = describe_study(load_study_file(path, document=document))
             else:
-                spec = load_run_spec(path)
+                spec = load_run_spec(path, document=document)
                 summary = f"run spec {spec.name}"
         except SpecError as exc:
             failed = True
@@ -492,7 +507,15 @@ def validate(
 
 @app.command()
 def schema(
-    out: Annotated[Path | None, typer.Option(help="Write to this file, not stdout.")] = None,
+    out: Annotated[
+        Path | None,
+        typer.Option(
+            help="Write to this file (or pipe, or device), not stdout.", show_default=False
+        ),
+    ] = None,
+    force: Annotated[
+        bool, typer.Option("--force", help="Replace the file --out names if it exists.")
+    ] = False,
 ) -> None:
     """Print the JSON schema of a run spec (for editor completion of YAML)."""
     from mixer_sweeps.spec import RunSpec
@@ -501,10 +524,10 @@ def schema(
     if out is None:
         sys.stdout.write(text)
     else:
-        try:
-            out.write_text(text, encoding="utf-8")
-        except OSError as exc:
-            raise fail(f"cannot write {out}: {exc.strerror or exc}") from None
+        from mixer_sweeps._write import write_or_fail
+
+        written = write_or_fail(out, text, force=force, option="--out")
+        typer.echo(f"wrote the JSON schema of a run spec to {written.where}", err=True)
 
 
 @app.command()
@@ -645,6 +668,10 @@ def report(
     from mixer_sweeps.report import compare_studies, load_results, parse_formats, write_report
 
     if out is not None:
+        from mixer_sweeps._write import check_folder_or_fail
+        from mixer_sweeps.report import report_folder_entry
+
+        check_folder_or_fail(out, owns=report_folder_entry, what="a report's files", option="--out")
         check_writable(out, "report folder")
     try:
         chosen = parse_formats(formats)
@@ -661,7 +688,8 @@ def report(
     except OSError as exc:  # the report folder: full, read-only, gone
         from mixer_sweeps.study import machine_fault
 
-        raise fail(machine_fault(exc) or f"{exc.strerror or exc}: {exc.filename}") from None
+        fault = machine_fault(exc, elsewhere="--out", trials=False)
+        raise fail(fault or f"{exc.strerror or exc}: {exc.filename}") from None
 
 
 app.command()(_cmd_plan.plan)

@@ -17,7 +17,7 @@ from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 
 import typer
 
-from mixer_sweeps._checks import StorageOption
+from mixer_sweeps._checks import EXIT_INTERRUPTED, StorageOption
 
 
 class _Server(ThreadingMixIn, WSGIServer):
@@ -42,7 +42,7 @@ def dashboard(
 ) -> None:
     """Serve optuna-dashboard for a study's storage (journal, SQLite or PostgreSQL).
 
-    Prints the URL once it listens; Ctrl-C stops it.
+    Prints the URL once it listens; Ctrl-C stops it (exit code 130).
     """
     from mixer_sweeps._checks import fail
     from mixer_sweeps.report import find_study
@@ -63,17 +63,20 @@ def dashboard(
     except OSError as exc:
         raise fail(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from None
     shown = f"[{host}]" if ":" in host else host
-    typer.echo(f"study {name} in {describe_storage(url, study_dir)}")
-    typer.echo(f"dashboard: http://{shown}:{server.server_port}/dashboard/ (Ctrl-C stops it)")
-    sys.stdout.flush()
-
     from mixer_sweeps._signals import graceful_interrupts
 
     try:
-        # Set here, not inherited: a shell starts background jobs with SIGINT ignored.
+        # Set here, not inherited: a shell starts background jobs with SIGINT ignored; and set
+        # before the URL is printed, so that whoever reads it can stop the server.
         with graceful_interrupts():
+            typer.echo(f"study {name} in {describe_storage(url, study_dir)}")
+            typer.echo(
+                f"dashboard: http://{shown}:{server.server_port}/dashboard/ (Ctrl-C stops it)"
+            )
+            sys.stdout.flush()
             server.serve_forever()
     except KeyboardInterrupt:
         typer.echo("dashboard stopped")
+        raise typer.Exit(EXIT_INTERRUPTED) from None  # 130, as every command's Ctrl-C
     finally:
         server.server_close()

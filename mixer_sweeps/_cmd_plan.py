@@ -9,7 +9,7 @@ from typing import Annotated
 
 import typer
 
-from mixer_sweeps._checks import fail
+from mixer_sweeps._checks import MAX_LOCAL_WORKERS, check_option, fail
 
 
 def plan(
@@ -25,7 +25,8 @@ def plan(
     workers: Annotated[
         int,
         typer.Option(
-            min=1, help="Workers of `sweeps run --workers`: the threads timed, the time divided."
+            help="Workers of `sweeps run --workers` (1 to 1024): the threads timed, the time"
+            " divided."
         ),
     ] = 1,
     n_trials: Annotated[
@@ -41,6 +42,7 @@ def plan(
     (parameters, FLOPs), the epoch budget with and without pruning, and a time estimate from a
     few timed training steps on this machine. Exits 2 on a study that `validate` refuses.
     """
+    check_option("--workers", workers, 1, MAX_LOCAL_WORKERS, "as `sweeps run` takes")
     from mixer_sweeps.spec import SpecError
     from mixer_sweeps.study import load_study_file, plan_study
 

@@ -9,6 +9,11 @@ import typer
 
 from mixer_sweeps._checks import StorageOption
 
+MAX_TOP = 1000
+"""Most configurations retrained at once: each is trained again --seeds times."""
+MAX_SEEDS = 1000
+"""Most seeds per configuration, as many as a study's replicates may be."""
+
 
 def retrain(
     study_file: Annotated[
@@ -33,11 +38,12 @@ def retrain(
     seeds and resumes an interrupted one. A run spec file is retrained the same way, under
     <results>/<spec name>/retrain/.
     """
-    from mixer_sweeps._checks import check_machine, check_writable, fail
+    from mixer_sweeps._checks import check_machine, check_option, check_writable, fail
 
-    for option, value in (("--top", top), ("--seeds", seeds), ("--epochs", epochs)):
-        if value is not None and value < 1:
-            raise fail(f"{option} must be at least 1 but got {value}")
+    check_option("--top", top, 1, MAX_TOP)
+    check_option("--seeds", seeds, 1, MAX_SEEDS, "as study.replicates")
+    if epochs is not None and epochs < 1:
+        raise fail(f"--epochs must be at least 1 but got {epochs}")
 
     from mixer_sweeps.spec import SpecError, read_yaml
     from mixer_sweeps.study import RetrainError, check_retrain
@@ -57,6 +63,10 @@ def retrain(
         (f"{plan.source} ({c.id})", spec) for c, s, spec, _ in plan.runs() if s == plan.seeds[0]
     ]
     check_machine(first)
+    from mixer_sweeps._write import check_folder_or_fail
+    from mixer_sweeps.report import retrain_folder_entry
+
+    check_folder_or_fail(plan.root, owns=retrain_folder_entry, what="a retrain's runs")
     check_writable(plan.root, "results folder")
     again = ["sweeps", "retrain", str(study_file), "--top", str(top), "--seeds", str(seeds)]
     if epochs is not None:

@@ -4,6 +4,9 @@ Both read the study where ``sweeps report`` does (:func:`~mixer_sweeps.report.lo
 study file or a results folder, ``--results``, ``--storage``) and everything they show comes
 from the storage, so workers anywhere count. Without a terminal they print plain text, never cut
 to a width, for logs and scripts; ``--json`` is for programs.
+
+Status reads each study in a thread of its own and waits for it at most the storage timeout, so
+one damaged file or silent database costs one line, never the view of the others.
 """
 
 from __future__ import annotations
@@ -12,13 +15,15 @@ import json
 import math
 import statistics
 import sys
+import threading
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from mixer_sweeps._checks import STORAGE_HELP, fail
+from mixer_sweeps._checks import EXIT_BAD_INPUT, STORAGE_HELP, check_option, fail
 
 if TYPE_CHECKING:
     from rich.console import Console, RenderableType
@@ -27,6 +32,8 @@ if TYPE_CHECKING:
     from mixer_sweeps.study import StudyStatus, TrialRecord
 
 EXIT_NOTHING = 1
+MAX_INTERVAL_S = 86_400
+"""Longest --interval: a day (time.sleep refuses inf; a longer wait is never meant)."""
 
 _RESULTS_HELP = (
     "Results folder, where study files' results are (and, with no argument, every study)."
@@ -68,20 +75,37 @@ def status(
         bool, typer.Option("--watch", "-w", help="Refresh every --interval seconds until Ctrl-C.")
     ] = False,
     interval: Annotated[
-        float, typer.Option(min=0.1, help="Seconds between refreshes with --watch.")
+        float, typer.Option(help="Seconds between refreshes with --watch (0.1 to 86400).")
     ] = 5.0,
     as_json: Annotated[
-        bool, typer.Option("--json", help='Print JSON: {"studies": [...]}, one per study.')
+        bool,
+        typer.Option(
+            "--json",
+            help='Print JSON: {"studies": [...], "unreadable": [...]}, one entry per study.',
+        ),
     ] = False,
     results: Annotated[Path, typer.Option(help=_RESULTS_HELP)] = Path("results"),
     storage: Annotated[str | None, typer.Option(help=STORAGE_HELP, show_default=False)] = None,
+    timeout: Annotated[
+        float | None,
+        typer.Option(
+            help="Seconds to wait for a study's storage before showing it as unreadable; else"
+            " $SWEEPS_STORAGE_TIMEOUT_S, else 10.",
+            show_default=False,
+        ),
+    ] = None,
 ) -> None:
     """Progress of studies: trials by state, best value, live workers, elapsed time and ETA.
 
-    Workers count wherever they run: their heartbeat is in the study's storage.
+    Workers count wherever they run: their heartbeat is in the study's storage. A study that
+    cannot be read (a damaged file, a storage that is gone or does not answer within --timeout)
+    is one line saying why, and the others are shown; the exit code is 2 only when none can be
+    read. --watch goes on through failed refreshes until Ctrl-C.
     """
     if watch and as_json:
         raise fail("--watch and --json do not go together: run --json again to poll")
+    check_option("--interval", interval, 0.1, MAX_INTERVAL_S, "seconds, a day at most")
+    wait_s = _storage_timeout(timeout)
     targets = list(studies or [])
     if not targets:
         from mixer_sweeps.study import find_studies
@@ -92,32 +116,196 @@ def status(
                 f"no study under {results}/ (no {results}/<name>/study.yaml): run one, or give"
                 " a study file or results folder"
             )
-    found = [_load(t, results, storage) for t in targets]
+    from mixer_sweeps.study import optuna_quiet
+
+    with optuna_quiet():  # for the readers' threads too: logging and warnings are global
+        _show(targets, results, storage, wait_s, watch=watch, interval=interval, as_json=as_json)
+
+
+def _show(
+    targets: list[Path],
+    results: Path,
+    storage: str | None,
+    wait_s: float,
+    *,
+    watch: bool,
+    interval: float,
+    as_json: bool,
+) -> None:
+    watched = [_Watched(t) for t in targets]
+    _refresh(watched, results, storage, wait_s)
+    if not any(w.status is not None for w in watched):
+        for w in watched:
+            why = w.why(whole=len(watched) == 1)
+            named = why if why.startswith(str(w.target)) else f"{w.target}: {why}"
+            typer.echo(f"error: {named}", err=True)
+        raise typer.Exit(EXIT_BAD_INPUT)
     if as_json:
-        payload = {"studies": [_status_of(r, storage).as_json() for r in found]}
+        payload = {
+            "studies": [w.status.as_json() for w in watched if w.status is not None],
+            "unreadable": [
+                {"study": str(w.target), "error": w.error} for w in watched if w.status is None
+            ],
+        }
         typer.echo(json.dumps(payload, indent=2))
         return
     console = _console()
     if not watch:
-        console.print(_render_all(found, storage))
+        console.print(_render_all(watched))
         return
-    if not console.is_terminal:  # a log: one block per refresh, stamped
-        while True:
-            console.print(f"--- {time.strftime('%Y-%m-%d %H:%M:%S')}", markup=False)
-            console.print(_render_all(found, storage))
-            sys.stdout.flush()
-            time.sleep(interval)
-    from rich.live import Live
-
     from mixer_sweeps._signals import graceful_interrupts
 
     # Ctrl-C leaves the last view on screen; the group says "interrupted" and exits 130. The
-    # handler is set here, not inherited: a shell starts background jobs with SIGINT ignored.
-    live = Live(_render_all(found, storage), console=console, auto_refresh=False)
-    with graceful_interrupts(), live:
-        while True:
-            time.sleep(interval)
-            live.update(_render_all(found, storage), refresh=True)
+    # handler is set here, not inherited: a shell starts background jobs with SIGINT ignored
+    # (`sweeps status --watch | cat &` in a script), and a pipe has no terminal to send it.
+    with graceful_interrupts():
+        if not console.is_terminal:  # a log: one block per refresh, stamped
+            while True:
+                console.print(f"--- {time.strftime('%Y-%m-%d %H:%M:%S')}", markup=False)
+                console.print(_render_all(watched))
+                sys.stdout.flush()
+                time.sleep(interval)
+                _refresh(watched, results, storage, wait_s)
+        from rich.live import Live
+
+        with Live(_render_all(watched), console=console, auto_refresh=False) as live:
+            while True:
+                time.sleep(interval)
+                _refresh(watched, results, storage, wait_s)
+                live.update(_render_all(watched), refresh=True)
+
+
+def _storage_timeout(option: float | None) -> float:
+    from mixer_sweeps.study import storage_timeout_s
+
+    try:
+        return storage_timeout_s(option)
+    except ValueError as exc:
+        raise fail(str(exc)) from None
+
+
+@dataclass
+class _Watched:
+    """A study that status shows, and what its last read found."""
+
+    target: Path
+    results: StudyResults | None = None
+    """The open study, kept between refreshes (a journal is read on from where it was left)."""
+    status: StudyStatus | None = None
+    error: str | None = None
+    """Why it could not be read (status is None)."""
+    reader: _Reader | None = None
+
+    def why(self, *, whole: bool = False) -> str:
+        """The error, on one line unless ``whole``."""
+        text = str(self.error)
+        if whole:
+            return text
+        return "; ".join(line.strip() for line in text.splitlines() if line.strip())
+
+
+class _Reader(threading.Thread):
+    """Reads one study in a thread of its own, so that a storage that never answers (a stalled
+    database, a hung network file system) holds up only its study's line, and only for the
+    storage timeout; the thread is left behind (a daemon: it never holds up the exit), and the
+    study is not read again until it returns."""
+
+    def __init__(
+        self, watched: _Watched, results_dir: Path, storage: str | None, timeout_s: float
+    ) -> None:
+        super().__init__(name=f"status {watched.target}", daemon=True)
+        self.target, self.results_dir, self.storage = watched.target, results_dir, storage
+        self.timeout_s = timeout_s
+        self.results = watched.results
+        self.status: StudyStatus | None = None
+        self.error: str | None = None
+        self.crash: BaseException | None = None
+        self.where = "its storage"
+        self.began = time.monotonic()
+
+    def run(self) -> None:
+        try:
+            if self.results is None:
+                self.results = self._open()
+            self.status = _status_of(self.results, self.storage)
+        except _read_errors() as exc:
+            text = str(exc).strip()
+            self.error = text or type(exc).__name__
+        except BaseException as exc:  # a bug: raised again in the main thread
+            self.crash = exc
+
+    def _open(self) -> StudyResults:
+        import optuna
+
+        from mixer_sweeps.report import ReportError, find_study, results_of
+        from mixer_sweeps.study import describe_storage, open_storage
+
+        url, study_dir, name = find_study(
+            self.target, results_dir=self.results_dir, storage=self.storage
+        )
+        self.where = describe_storage(url, study_dir)
+        gone = _missing_sqlite_file(url)
+        if gone is not None:  # opening it would create an empty database there
+            raise ReportError(f"its storage {self.where} is gone: no file {gone}")
+        backend = open_storage(url, study_dir=study_dir, timeout_s=self.timeout_s)
+        try:
+            study = optuna.load_study(study_name=name, storage=backend)
+        except KeyError:
+            raise ReportError(f"{self.where} holds no study named {name!r}") from None
+        return results_of(study, study_dir)
+
+
+def _read_errors() -> tuple[type[BaseException], ...]:
+    """What reading a study raises when a file or its storage is bad, not this program."""
+    import sqlalchemy.exc
+    from optuna.exceptions import OptunaError
+
+    return (ValueError, OSError, sqlalchemy.exc.SQLAlchemyError, OptunaError)
+
+
+def _missing_sqlite_file(url: str | None) -> Path | None:
+    if url is None or url.split(":", 1)[0].split("+", 1)[0] != "sqlite":
+        return None
+    from sqlalchemy.engine import make_url
+
+    database = make_url(url).database
+    if not database or database == ":memory:" or database.startswith("file:"):
+        return None
+    path = Path(database)
+    return None if path.is_file() else path
+
+
+def _refresh(
+    watched: list[_Watched], results_dir: Path, storage: str | None, timeout_s: float
+) -> None:
+    """Read every study afresh, all at once, giving up on each after ``timeout_s`` seconds."""
+    # The libraries are imported here, not in a reader whose clock runs.
+    import optuna  # noqa: F401
+    import sqlalchemy.exc  # noqa: F401
+
+    from mixer_sweeps.report import find_study  # noqa: F401
+
+    for w in watched:
+        if w.reader is None or not w.reader.is_alive():
+            w.reader = _Reader(w, results_dir, storage, timeout_s)
+            w.reader.start()
+    for w in watched:
+        reader = w.reader
+        assert reader is not None
+        reader.join(max(reader.began + timeout_s - time.monotonic(), 0.0))
+        if reader.is_alive():
+            waited = time.monotonic() - reader.began
+            w.results = w.status = None
+            w.error = (
+                f"no answer from {reader.where} in {waited:.0f} s; if it is only slow, raise"
+                " --timeout (or SWEEPS_STORAGE_TIMEOUT_S)"
+            )
+        elif reader.crash is not None:
+            raise reader.crash
+        else:
+            w.status, w.error = reader.status, reader.error
+            # After an error the study is opened afresh: a storage that is back, a file mended.
+            w.results = reader.results if reader.error is None else None
 
 
 def _status_of(results: StudyResults, storage: str | None) -> StudyStatus:
@@ -150,14 +338,24 @@ def _metric(results: StudyResults) -> str:
     return str(results.settings.get("metric") or "value")
 
 
-def _render_all(found: list[StudyResults], storage: str | None) -> RenderableType:
+def _render_all(watched: list[_Watched]) -> RenderableType:
     from rich.console import Group
+    from rich.text import Text
 
     blocks: list[Any] = []
-    for i, results in enumerate(found):
+    for i, w in enumerate(watched):
         if i:
             blocks.append("")
-        blocks.append(_render(_status_of(results, storage), results))
+        if w.status is not None and w.results is not None:
+            blocks.append(_render(w.status, w.results))
+        else:
+            blocks.append(
+                Text.assemble(
+                    (w.target.name or str(w.target), "bold"),
+                    f"  {w.target}  ",
+                    (f"cannot be read: {w.why()}", "red"),
+                )
+            )
     return Group(*blocks)
 
 
@@ -218,10 +416,14 @@ def best(
     export: Annotated[
         Path | None,
         typer.Option(
-            help="Write the trial's run spec to this file; `sweeps train FILE` trains it again.",
+            help="Write the trial's run spec to this file (or pipe, or device); `sweeps train"
+            " FILE` trains it again.",
             show_default=False,
         ),
     ] = None,
+    force: Annotated[
+        bool, typer.Option("--force", help="Replace the file --export names if it exists.")
+    ] = False,
     top: Annotated[
         int | None,
         typer.Option(min=1, help="List the best K complete trials.", show_default=False),
@@ -286,13 +488,12 @@ def best(
         )
     except (ValueError, SpecError) as exc:
         raise fail(str(exc).strip()) from None
+    written = None
     if export is not None:
-        from mixer_sweeps.study import write_spec_file
+        from mixer_sweeps._write import write_or_fail
+        from mixer_sweeps.training import spec_to_yaml
 
-        try:
-            write_spec_file(export, spec.spec)
-        except OSError as exc:
-            raise fail(f"cannot write {export}: {exc.strerror or exc}") from None
+        written = write_or_fail(export, spec_to_yaml(spec.spec), force=force, option="--export")
     top_rows = [_summary(found, t) for t in order[:top]] if top is not None else None
     if as_json:
         payload = {
@@ -325,9 +526,10 @@ def best(
             rank=order.index(chosen) + 1 if chosen in order else None,
             complete=len(order),
         )
-    if export is not None:
+    if written is not None:
+        again = f": `sweeps train {export}` trains it again" if written.stored else ""
         console.print(
-            f"wrote {export}: `sweeps train {export}` trains this trial again", markup=False
+            f"wrote trial {chosen.number}'s run spec to {written.where}{again}", markup=False
         )
 
 

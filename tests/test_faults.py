@@ -394,7 +394,7 @@ def test_a_killed_worker_on_another_host_is_recovered_by_the_journal_s_heartbeat
     if probe.returncode != 0:
         pytest.skip(f"cannot give a worker another host name (unshare --uts): {probe.stderr!r}")
     monkeypatch.setenv(HEARTBEAT_INTERVAL_ENV, "1")
-    monkeypatch.setenv(HEARTBEAT_GRACE_ENV, "2")
+    monkeypatch.setenv(HEARTBEAT_GRACE_ENV, "3")
     path = write_study(
         tmp_path / "study.yaml",
         {"optim.lr": {"choices": [1e-2]}},
@@ -426,7 +426,7 @@ def test_a_killed_worker_on_another_host_is_recovered_by_the_journal_s_heartbeat
     assert orphan.state == TrialState.RUNNING
     assert orphan.user_attrs["worker"]["host"] == "other-host"
     assert "heartbeat" in orphan.system_attrs
-    time.sleep(2 + 1)
+    time.sleep(3 + 1)
 
     run = run_study(load_study_file(path), results_dir=tmp_path)
     killed, retry = run.trials

@@ -338,7 +338,7 @@ def test_a_killed_worker_on_another_host_is_recovered_by_the_heartbeat(
     if probe.returncode != 0:
         pytest.skip(f"cannot give a worker another host name (unshare --uts): {probe.stderr!r}")
     monkeypatch.setenv(HEARTBEAT_INTERVAL_ENV, "1")
-    monkeypatch.setenv(HEARTBEAT_GRACE_ENV, "2")
+    monkeypatch.setenv(HEARTBEAT_GRACE_ENV, "3")
     url = _storage_url(kind, tmp_path, request)
     # One trial: its dead attempt, counted as running, would leave nothing to run.
     path, log = _lr_study(tmp_path, [1e-2], epochs=20), tmp_path / "log"
@@ -360,7 +360,7 @@ def test_a_killed_worker_on_another_host_is_recovered_by_the_heartbeat(
     (orphan,) = _trials(study_dir, url)
     assert orphan.state == TrialState.RUNNING
     assert orphan.user_attrs["worker"]["host"] == OTHER_HOST
-    time.sleep(2 + 2)  # the grace period, and SQLite's clock has whole seconds
+    time.sleep(3 + 2)  # the grace period, and SQLite's clock has whole seconds
 
     run = run_study(load_study_file(path), results_dir=tmp_path, storage=url)
     _check_recovered(run, process.pid, OTHER_HOST, reason=None)

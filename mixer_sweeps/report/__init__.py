@@ -39,6 +39,7 @@ __all__, __getattr__ = lazy_exports(
             "to_markdown",
         ],
         "._retrain": [
+            "retrain_folder_entry",
             "retrained_tables",
             "write_summary",
         ],
@@ -59,6 +60,7 @@ __all__, __getattr__ = lazy_exports(
             "comparison_table",
             "log_study_run",
             "parse_formats",
+            "report_folder_entry",
             "report_run",
             "study_data",
             "write_report",

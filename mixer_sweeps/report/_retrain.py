@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Literal
 
 import pandas as pd
 
@@ -31,6 +32,17 @@ QUOTE = (
     " chose it, so it is optimistic; the retrained test accuracy, over seeds the search never"
     " used, is the number to quote."
 )
+
+
+def retrain_folder_entry(name: str) -> Literal["file", "folder"] | None:
+    """What ``name`` is in a ``retrain/`` folder: a summary file, a configuration's runs
+    (``trial-<n>``, ``spec``), or None (nothing of a retrain's)."""
+    if name in (SUMMARY_CSV, SUMMARY_MD, RUNS_CSV):
+        return "file"
+    number = name.removeprefix("trial-")
+    if name == "spec" or (number != name and number.isascii() and number.isdigit()):
+        return "folder"
+    return None
 
 
 def runs_frame(outcomes: Sequence[RunOutcome]) -> pd.DataFrame:

@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Literal
 
 import pandas as pd
 
@@ -43,6 +43,14 @@ if TYPE_CHECKING:
 
 FORMATS = ("md", "csv", "latex", "html")
 _FILES = {"md": "report.md", "latex": "report.tex", "html": "report.html"}
+_DATA_FILES = ("trials.csv", "comparison.csv")
+_PLOT_FILES = ("history.png", "importances.png", "pareto.png", "learning_curves.png")
+
+
+def report_folder_entry(name: str) -> Literal["file"] | None:
+    """``"file"`` when a report (or a comparison) writes a file named ``name``, else None."""
+    plot = name in _PLOT_FILES or (name.startswith("heatmap-") and name.endswith(".png"))
+    return "file" if plot or name in (*_FILES.values(), *_DATA_FILES) else None
 
 
 def parse_formats(values: Sequence[str] | None) -> tuple[str, ...]:

@@ -9,11 +9,14 @@ from mixer_sweeps.spec._load import (
     with_overrides,
 )
 from mixer_sweeps.spec._resources import (
+    WORKER_PROCESS_BYTES,
     MemoryEstimate,
+    WorkersFit,
     available_memory,
     check_memory,
     estimate_memory,
     format_bytes,
+    workers_that_fit,
 )
 from mixer_sweeps.spec._run import (
     DEVICE_PATTERN,
@@ -46,6 +49,7 @@ __all__ = [
     "MAX_NODES",
     "NAME_PATTERN",
     "SEED_LIMIT",
+    "WORKER_PROCESS_BYTES",
     "AugmentSpec",
     "DataSpec",
     "FieldError",
@@ -60,6 +64,7 @@ __all__ = [
     "TrackingSpec",
     "TrainSpec",
     "WandbSpec",
+    "WorkersFit",
     "YamlDocument",
     "apply_overrides",
     "available_memory",
@@ -72,4 +77,5 @@ __all__ = [
     "read_yaml",
     "validate_model",
     "with_overrides",
+    "workers_that_fit",
 ]

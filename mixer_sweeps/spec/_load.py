@@ -16,9 +16,18 @@ from mixer_sweeps.spec._yaml import KeyPath, YamlDocument, parse_yaml, read_yaml
 M = TypeVar("M", bound=BaseModel)
 
 
-def load_run_spec(path: str | Path, overrides: dict[str, Any] | None = None) -> RunSpec:
-    """Read and validate a run spec; ``overrides`` sets dotted paths (``optim.epochs``)."""
-    doc = read_yaml(path)
+def load_run_spec(
+    path: str | Path,
+    overrides: dict[str, Any] | None = None,
+    *,
+    document: YamlDocument | None = None,
+) -> RunSpec:
+    """Read and validate a run spec; ``overrides`` sets dotted paths (``optim.epochs``).
+
+    ``document``: the file as :func:`read_yaml` read it already (a pipe, or ``<(...)``, can be
+    read only once).
+    """
+    doc = read_yaml(path) if document is None else document
     data = apply_overrides(doc.data, overrides or {})
     return validate_model(RunSpec, data, doc)
 
@@ -84,18 +93,26 @@ def _cross_field_problems(
         try:
             model.model_validate(data)
         except ValidationError as exc:
-            new = [
-                p
-                for p in problems_from(exc, model, doc, prefix)
-                if p.message != "required but missing" and not _under(p.path, removed)
-            ]
+            failed = problems_from(exc, model, doc, prefix)
         else:
             return more
-        if not new:
-            return more
+        new = [
+            p for p in failed if p.message != "required but missing" and not _under(p.path, removed)
+        ]
         more += [p for p in new if not any(f"{path}=" in p.message for path in removed)]
-        removed |= {p.path.rpartition(".")[0] or p.path for p in new}
+        # Also the sections whose rules a default broke (a removed warmup_epochs of 5 exceeds
+        # epochs: 3): they would hide the whole spec's rules from every later pass.
+        grown = removed | {_section(p.path, prefix) for p in failed}
+        if grown == removed:
+            return more
+        removed = grown
     return more
+
+
+def _section(path: str, prefix: KeyPath) -> str:
+    """The section that holds the key at ``path``; a top-level key is its own."""
+    parent = path.rpartition(".")[0]
+    return parent if parent and len(_split(parent)) > len(prefix) else path
 
 
 def _under(path: str, paths: set[str]) -> bool:

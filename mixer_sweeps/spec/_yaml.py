@@ -103,6 +103,16 @@ class _Loader(yaml.SafeLoader):
             )
 
 
+def _construct_int(loader: _Loader, node: yaml.ScalarNode) -> int:
+    try:
+        return yaml.SafeLoader.construct_yaml_int(loader, node)
+    except ValueError:  # Python converts at most 4,300 digits (sys.get_int_max_str_digits)
+        raise yaml.constructor.ConstructorError(
+            None, None, f"a number of {len(node.value):,} digits", node.start_mark
+        ) from None
+
+
+_Loader.add_constructor("tag:yaml.org,2002:int", _construct_int)
 _Loader.yaml_implicit_resolvers = {
     first: [(tag, regexp) for tag, regexp in resolvers if tag != _FLOAT_TAG]
     for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()

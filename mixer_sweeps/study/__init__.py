@@ -25,7 +25,6 @@ __all__, __getattr__ = lazy_exports(
             "TrialSpec",
             "trial_run_spec",
             "trial_seeds",
-            "write_spec_file",
         ],
         "._describe": [
             "describe_counts",
@@ -100,6 +99,7 @@ __all__, __getattr__ = lazy_exports(
             "TrialRecord",
             "best_trial",
             "count_trials",
+            "is_surplus",
             "records",
             "retried_numbers",
         ],
@@ -134,6 +134,7 @@ __all__, __getattr__ = lazy_exports(
             "journal_path",
             "open_storage",
             "resolve_storage",
+            "storage_timeout_s",
         ],
         "._summary": [
             "print_summary",

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 from mixer_sweeps.spec import (
@@ -29,7 +28,7 @@ from mixer_sweeps.spec import (
 from mixer_sweeps.study._layout import StudyLayout
 from mixer_sweeps.study._record import TrialRecord
 from mixer_sweeps.study._space import SearchSpace
-from mixer_sweeps.training import SPEC_FILE, atomic_write_text, spec_to_yaml
+from mixer_sweeps.training import SPEC_FILE
 
 
 @dataclass(frozen=True)
@@ -103,8 +102,3 @@ def _rebuild(
         extra["seed"] = seed
     data = apply_overrides(dict(base), {**space.overrides(dict(trial.params)), **extra})
     return validate_model(RunSpec, data, YamlDocument(data, {}, f"trial {trial.number}"))
-
-
-def write_spec_file(path: Path, spec: RunSpec) -> None:
-    """``spec`` as a run spec file that ``sweeps train`` reads."""
-    atomic_write_text(path, spec_to_yaml(spec))

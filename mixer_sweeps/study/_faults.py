@@ -18,7 +18,7 @@ from mixer_sweeps.data import DatasetUnavailable
 from mixer_sweeps.training import DeviceUnavailable
 
 _FULL = "free some space (or raise the quota)"
-_UNWRITABLE = "make it writable, or give another folder with --results or --storage"
+_UNWRITABLE = "make it writable, or give another folder with {elsewhere}"
 MACHINE_ERRNOS: dict[int, str] = {
     errno.ENOSPC: _FULL,
     errno.EDQUOT: _FULL,
@@ -31,17 +31,29 @@ MACHINE_ERRNOS: dict[int, str] = {
 """OS errors that are the machine's, with what to do about each."""
 
 
-def machine_fault(exc: BaseException) -> str | None:
-    """One line for people when ``exc`` is a fault of the machine; None when it is not."""
+def machine_fault(
+    exc: BaseException, *, elsewhere: str = "--results or --storage", trials: bool = True
+) -> str | None:
+    """One line for people when ``exc`` is a fault of the machine; None when it is not.
+
+    ``elsewhere``: the options that choose another folder; ``trials``: say that the trials cut
+    short are queued again (``sweeps run``'s case, not that of a command that trains nothing).
+    """
     for cause in _chain(exc):
         if isinstance(cause, (DatasetUnavailable, DeviceUnavailable)):
             return str(cause)
         if isinstance(cause, OSError) and cause.errno in MACHINE_ERRNOS:
-            return describe_os_error(cause, outer=exc)
+            return describe_os_error(cause, outer=exc, elsewhere=elsewhere, trials=trials)
     return None
 
 
-def describe_os_error(exc: OSError, *, outer: BaseException | None = None) -> str:
+def describe_os_error(
+    exc: OSError,
+    *,
+    outer: BaseException | None = None,
+    elsewhere: str = "--results or --storage",
+    trials: bool = True,
+) -> str:
     """``exc`` for people, with what to do; ``outer`` (that wraps it) may tell the file."""
     reason = exc.strerror or (os.strerror(exc.errno) if exc.errno else type(exc).__name__)
     if exc.filename:
@@ -49,11 +61,9 @@ def describe_os_error(exc: OSError, *, outer: BaseException | None = None) -> st
     elif outer is not None and outer is not exc and reason in str(outer):
         # "could not write checkpoint PATH: No space left on device; ...": it names the file.
         reason = str(outer).split(";")[0].strip()
-    todo = MACHINE_ERRNOS.get(exc.errno or 0, "put it right")
-    return (
-        f"{reason}: {todo}, then run the same command again; trials cut short are queued to"
-        " run again"
-    )
+    todo = MACHINE_ERRNOS.get(exc.errno or 0, "put it right").format(elsewhere=elsewhere)
+    queued = "; trials cut short are queued to run again" if trials else ""
+    return f"{reason}: {todo}, then run the same command again{queued}"
 
 
 def _chain(exc: BaseException) -> Iterator[BaseException]:

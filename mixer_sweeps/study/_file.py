@@ -22,6 +22,7 @@ patch size that cannot divide the image stops the study before anything trains.
 
 from __future__ import annotations
 
+import contextlib
 import difflib
 import hashlib
 import json
@@ -358,14 +359,22 @@ def describe_study(study_file: StudyFile) -> str:
     )
 
 
-def load_study_file(path: str | Path, overrides: dict[str, Any] | None = None) -> StudyFile:
+def load_study_file(
+    path: str | Path,
+    overrides: dict[str, Any] | None = None,
+    *,
+    document: YamlDocument | None = None,
+) -> StudyFile:
     """Read and check a study file; ``overrides`` sets dotted paths (``study.n_trials``).
+
+    ``document``: the file as :func:`~mixer_sweeps.spec.read_yaml` read it already (a pipe, or
+    ``<(...)``, can be read only once).
 
     Raises:
         SpecError: listing every problem, with its dotted path and line.
     """
     path = Path(path)
-    doc = read_yaml(path)
+    doc = read_yaml(path) if document is None else document
     if not overrides:
         return _check(doc, path.parent)
     data = apply_overrides(doc.data, overrides)
@@ -406,8 +415,10 @@ def _check(doc: YamlDocument, base_dir: Path) -> StudyFile:
 
     base_raw, base_valid = _load_base(document, settings, doc, base_dir, problems)
     base_data = base_spec = None
-    if base_raw is not None:
+    if base_raw is not None and base_valid:
         base_data = _collect(problems, lambda: apply_overrides(base_raw, fixed))
+    elif base_raw is not None:
+        base_data = _apply_where_possible(base_raw, fixed)
     if base_data is not None:
         if base_valid:
             base_spec = _collect(problems, lambda: _validate_fixed(base_data, fixed, doc))
@@ -634,6 +645,15 @@ def _load_base(
     return base_doc.data, True
 
 
+def _apply_where_possible(data: dict[str, Any], overrides: dict[str, Any]) -> dict[str, Any]:
+    """``data`` with those ``overrides`` that can be set: in a base with problems of its own
+    (listed already), a section on an override's path may be no mapping."""
+    for key, value in overrides.items():
+        with contextlib.suppress(SpecError):
+            data = apply_overrides(data, {key: value})
+    return data
+
+
 def _base_problems(doc: YamlDocument, exc: SpecError) -> list[Problem]:
     return [
         _problem(
@@ -691,7 +711,10 @@ def _check_dimension_values(
     else:
         candidates = [(("low",), dim.low), (("high",), dim.high)]
     for where, value in candidates:
-        data = apply_overrides(base_data, {key: value})
+        try:
+            data = apply_overrides(base_data, {key: value})
+        except SpecError:
+            return  # a section on its path is no mapping in the base: a problem listed already
         try:
             validate_model(RunSpec, data, YamlDocument(data, {}, doc.source))
         except SpecError as exc:

@@ -39,15 +39,17 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import submitit
+from optuna.trial import FrozenTrial, TrialState
 from rich.console import Console
 
 from mixer_sweeps._signals import Interrupt, ignored
 from mixer_sweeps.study._describe import describe_counts
 from mixer_sweeps.study._file import StudyFile
 from mixer_sweeps.study._layout import StudyLayout
+from mixer_sweeps.study._liveness import WorkerIdentity
 from mixer_sweeps.study._monitor import StudyMonitor
 from mixer_sweeps.study._quiet import optuna_quiet
-from mixer_sweeps.study._record import count_trials
+from mixer_sweeps.study._record import TrialRecord, count_trials, records, retried_numbers
 from mixer_sweeps.study._runner import _open_study, _write_study_file, run_study
 from mixer_sweeps.study._storage import (
     check_storage_url,
@@ -64,6 +66,10 @@ SIGNAL_DELAY_S = 120
 """Seconds before its time limit that a job is told to checkpoint (SLURM ``--signal``)."""
 MAX_REQUEUES = 10
 """How often one job may be requeued at its time limit (preemptions do not count)."""
+MAX_GPUS_PER_WORKER = 64
+"""More than any one node has; locally every one of them is named in CUDA_VISIBLE_DEVICES."""
+MAX_TIME_MIN = 366 * 24 * 60
+"""Longest --time: a year."""
 LAUNCH_DIR = "launch"
 CUDA_DEVICES_ENV = "CUDA_VISIBLE_DEVICES"
 
@@ -82,6 +88,12 @@ class LaunchError(ValueError):
 def parse_time_limit(text: str) -> int:
     """``--time`` in whole minutes: ``HH:MM:SS``, ``D-HH:MM:SS`` or minutes (``240``)."""
     given = text.strip()
+    too_long = LaunchError(
+        f"--time {text!r} is longer than a year ({MAX_TIME_MIN:,} minutes); SLURM sites allow"
+        " far less"
+    )
+    if any(len(digits) > 9 for digits in re.findall(r"\d+", given)):
+        raise too_long  # before int(): Python refuses to convert 4,300 digits and more
     if re.fullmatch(r"\d+", given):
         minutes = int(given)
     else:
@@ -93,6 +105,8 @@ def parse_time_limit(text: str) -> int:
             )
         days, hours, mins, secs = (int(g or 0) for g in match.groups())
         minutes = math.ceil((((days * 24 + hours) * 60 + mins) * 60 + secs) / 60)
+    if minutes > MAX_TIME_MIN:
+        raise too_long
     if minutes * 60 <= SIGNAL_DELAY_S:
         raise LaunchError(
             f"--time {text!r} is too short: a job is told to checkpoint"
@@ -104,7 +118,8 @@ def parse_time_limit(text: str) -> int:
 
 def parse_memory(text: str) -> str:
     """``--mem`` as SLURM writes it: ``16G``, ``500M`` (``16GB`` and ``16GiB`` also read)."""
-    match = re.fullmatch(r"(\d+)\s*([KMGT])(?:i?B)?", text.strip(), flags=re.IGNORECASE)
+    # 12 digits at most: more is no machine's memory, and int() refuses 4,300 digits.
+    match = re.fullmatch(r"(\d{1,12})\s*([KMGT])(?:i?B)?", text.strip(), flags=re.IGNORECASE)
     if match is None or int(match[1]) == 0:
         raise LaunchError(
             f"--mem {text!r}: give a whole amount with its unit, e.g. --mem 16G or --mem 500M"
@@ -367,8 +382,11 @@ def plan_launch(
         raise LaunchError(f"--executor {executor!r}: choose one of {', '.join(EXECUTORS)}")
     if workers < 1:
         raise LaunchError(f"--workers {workers}: give at least 1")
-    if gpus_per_worker is not None and gpus_per_worker < 0:
-        raise LaunchError(f"--gpus-per-worker {gpus_per_worker}: give 0 or more")
+    if gpus_per_worker is not None and not 0 <= gpus_per_worker <= MAX_GPUS_PER_WORKER:
+        raise LaunchError(
+            f"--gpus-per-worker {gpus_per_worker}: give 0 to {MAX_GPUS_PER_WORKER}, the GPUs of"
+            " one node"
+        )
     if cpus_per_worker is not None and cpus_per_worker < 1:
         raise LaunchError(f"--cpus-per-worker {cpus_per_worker}: give at least 1")
     if partition is not None and not re.fullmatch(r"[\w.,-]+", partition):
@@ -499,6 +517,8 @@ class StudyJob(submitit.helpers.Checkpointable):
                 console=console,
             )
             self._finished = True
+        # run_study counts the trials that every worker finished meanwhile: the other jobs' too.
+        outcome.added = _finished_by_this_process(outcome.trials)
         print_summary(outcome, console)
         if outcome.fatal is not None:
             raise RuntimeError(outcome.fatal)
@@ -644,6 +664,17 @@ class Launched:
             lines.append("Ctrl-C stops them (their running trials are queued again)")
         return "\n".join(lines)
 
+    def trial_records(self) -> list[TrialRecord]:
+        """The study's trials as they are now in the storage."""
+        plan = self.plan
+        with optuna_quiet():
+            import optuna
+
+            study = optuna.load_study(
+                study_name=plan.name, storage=open_storage(plan.storage, study_dir=plan.layout.root)
+            )
+            return records(study.get_trials(deepcopy=False))
+
     def describe_outcomes(self, outcomes: Sequence[JobOutcome]) -> list[str]:
         """A line per job and one for the study, once local jobs have ended."""
         lines = []
@@ -676,6 +707,28 @@ class Launched:
             f" {counts.running} running, {counts.waiting} queued"
         )
         return lines
+
+
+def _finished_by_this_process(trials: Sequence[FrozenTrial]) -> int:
+    """The study's finished trials (as :func:`count_trials` counts them) that the worker of this
+    process ran."""
+    this = WorkerIdentity.of_this_process()
+    items = records(trials)
+    retried = retried_numbers(items)
+    finished = 0
+    for t in items:
+        worker = WorkerIdentity.from_attr(t.worker)
+        if worker is None or (worker.host, worker.pid, worker.start_time) != (
+            this.host,
+            this.pid,
+            this.start_time,
+        ):
+            continue
+        if t.state in (TrialState.COMPLETE, TrialState.PRUNED) or (
+            t.state == TrialState.FAIL and t.number not in retried and not t.abandoned
+        ):
+            finished += 1
+    return finished
 
 
 def _is_default_journal(plan: LaunchPlan) -> bool:

@@ -10,12 +10,13 @@ Liveness lives in the storage, where every worker of a study sees it, whatever f
   the trial's ``heartbeat`` system attr with ``time.time()`` every ``SWEEPS_HEARTBEAT_INTERVAL_S``
   seconds (default 30), through the storage API, so the journal file carries it as well as SQL.
 
-:func:`why_abandoned` is the rule. A RUNNING trial is abandoned when its worker is provably gone
-(it ran on this host, in this boot and pid namespace, and no process with its pid and start time
-is left, or only its zombie) or when its last sign of life (its heartbeat, or its start before the
-first one) is older than ``SWEEPS_HEARTBEAT_GRACE_S`` seconds (default 120) by this worker's
-clock. Workers on other hosts are judged by the heartbeat alone, so hosts' clocks must agree to
-well within the grace period (NTP does). A host name alone does not prove that a worker's process
+:func:`why_abandoned` is the rule. A worker on this host (in this boot and pid namespace) is
+judged by its process alone: its trial is abandoned when no process with its pid and start time
+is left (or only its zombie), and never while that process lives, however late its heartbeat. Any
+other worker is judged by its last sign of life (its heartbeat, or its start before the first
+one): abandoned once that is older than ``SWEEPS_HEARTBEAT_GRACE_S`` seconds (default 120, at
+least three heartbeat intervals) by this worker's clock, so hosts' clocks must agree to well
+within the grace period (NTP does). A host name alone does not prove that a worker's process
 table is ours to read (containers and cloned machines share names), so another boot id or pid
 namespace under the same name is left to the heartbeat too: a rebooted host's trials are
 recovered one grace period after their last heartbeat.
@@ -90,15 +91,26 @@ class WorkerIdentity:
     def name(self) -> str:
         return f"{self.host}:{self.pid}"
 
-    def is_gone(self) -> bool:
-        """Whether this worker has provably ended: only a worker whose processes we can see."""
-        if (self.host, self.boot_id, self.pid_ns) != (
+    def is_local(self) -> bool:
+        """Whether this worker runs where this process does: its process table is ours to read."""
+        return (self.host, self.boot_id, self.pid_ns) == (
             socket.gethostname(),
             _boot_id(),
             _pid_namespace(),
-        ):
-            return False
-        return not _process_alive(self.pid, self.start_time)
+        )
+
+    def is_gone(self) -> bool:
+        """Whether this worker has provably ended: only a worker whose processes we can see."""
+        return self.is_local() and not _process_alive(self.pid, self.start_time)
+
+    def lives_here(self) -> bool:
+        """Whether this worker's process provably lives on this host: its pid and start time
+        (without a start time, a pid used again could be taken for it)."""
+        return (
+            self.start_time is not None
+            and self.is_local()
+            and _process_alive(self.pid, self.start_time)
+        )
 
 
 def why_abandoned(
@@ -114,6 +126,8 @@ def why_abandoned(
     worker = WorkerIdentity.from_attr(record.worker)
     if worker is not None and worker.is_gone():
         return f"worker {worker.name} ended during the trial"
+    if worker is not None and worker.lives_here():
+        return None  # its heartbeat may be late (a loaded machine), never its process
     grace = heartbeat_grace_s() if grace_s is None else grace_s
     signs = [record.heartbeat, record.started.timestamp() if record.started else None]
     last = max((s for s in signs if s is not None), default=None)

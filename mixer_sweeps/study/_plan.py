@@ -24,6 +24,7 @@ import itertools
 import math
 import random
 import statistics
+import sys
 import tempfile
 import time
 from collections.abc import Iterator, Sequence
@@ -423,30 +424,41 @@ def _describe_dimension(dim: Choices | Range) -> dict[str, Any]:
         "log": dim.log,
         "step": dim.step,
         "text": text,
-        "points": None if dim.step is None else len(dim.grid()),
+        "points": None if dim.step is None else dim.count(),
     }
 
 
-def _points(dim: Choices | Range) -> list[Any]:
-    """The values of ``dim`` a plan looks at (as Optuna labels): a grid's points, else the
-    range's two ends."""
-    if isinstance(dim, Choices) or dim.step is not None:
-        return dim.grid()
-    return [dim.low, dim.high] if dim.low != dim.high else [dim.low]
+@dataclass(frozen=True)
+class _Axis:
+    """The values of a dimension a plan looks at (as Optuna labels), by index, never listed (a
+    range of step 1 up to 1e9 has a billion): a grid's points, else a range's two ends."""
+
+    dim: Choices | Range
+
+    @property
+    def size(self) -> int:
+        if isinstance(self.dim, Choices) or self.dim.step is not None:
+            return self.dim.count()
+        return 2 if self.dim.low != self.dim.high else 1
+
+    def __getitem__(self, index: int) -> Any:
+        if isinstance(self.dim, Choices) or self.dim.step is not None:
+            return self.dim.point(index)
+        return (self.dim.low, self.dim.high)[index]
 
 
 def _configurations(study_file: StudyFile) -> tuple[list[Configuration], list[str], bool]:
     """Every point of the space (a seeded sample when there are too many), the combinations
     that make no valid run, and whether it is a sample."""
     dims = study_file.space.dims
-    axes = [_points(d) for d in dims]
-    size = math.prod(len(a) for a in axes)
+    axes = [_Axis(d) for d in dims]
+    size = math.prod(a.size for a in axes)  # a Python int: ten stepped ranges pass 2**63
     sampled = size > MAX_CONFIGURATIONS
     if sampled:
-        chosen = sorted(random.Random(0).sample(range(size), MAX_CONFIGURATIONS))
+        chosen = _sample(size, MAX_CONFIGURATIONS, random.Random(0))
         points: Iterator[tuple[Any, ...]] = (_unrank(i, axes) for i in chosen)
     else:
-        points = itertools.product(*axes)
+        points = itertools.product(*([a[i] for i in range(a.size)] for a in axes))
     configurations, invalid = [], []
     for point in points:
         params = {d.path: label for d, label in zip(dims, point, strict=True)}
@@ -462,11 +474,22 @@ def _configurations(study_file: StudyFile) -> tuple[list[Configuration], list[st
     return configurations, invalid, sampled
 
 
-def _unrank(index: int, axes: Sequence[Sequence[Any]]) -> tuple[Any, ...]:
-    """The ``index``-th point of ``itertools.product(*axes)``, without listing the others."""
+def _sample(size: int, count: int, rng: random.Random) -> list[int]:
+    """``count`` distinct indices below ``size`` (> ``count``), drawn by ``rng``, in order."""
+    if size <= sys.maxsize:
+        return sorted(rng.sample(range(size), count))
+    # range() cannot tell its length past 2**63; among so many, a repeat is all but impossible.
+    chosen: set[int] = set()
+    while len(chosen) < count:
+        chosen.add(rng.randrange(size))
+    return sorted(chosen)
+
+
+def _unrank(index: int, axes: Sequence[_Axis]) -> tuple[Any, ...]:
+    """The ``index``-th point of the product of ``axes``, without listing the others."""
     point = []
     for axis in reversed(axes):
-        index, i = divmod(index, len(axis))
+        index, i = divmod(index, axis.size)
         point.append(axis[i])
     return tuple(reversed(point))
 

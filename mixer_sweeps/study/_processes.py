@@ -3,7 +3,8 @@
 Ctrl-C (or SIGTERM) stops training at once: the running trials are marked FAIL with the reason
 ``interrupted`` and their configurations queued again, so the next run redoes them first. With
 worker processes, the first signal is passed on to them and a second one kills them; their trials
-are recovered when the study next runs.
+are recovered when the study next runs. Workers whose parent is killed outright (``kill -9``)
+finish the trial they run and claim no other; running the study again finishes it.
 """
 
 from __future__ import annotations
@@ -65,7 +66,9 @@ def run_processes(
     messages = context.Queue()
     processes = [
         context.Process(
-            target=worker_main, args=(config, stop, messages), name=f"sweeps-worker-{config.index}"
+            target=worker_main,
+            args=(config, stop, messages, os.getpid()),
+            name=f"sweeps-worker-{config.index}",
         )
         for config in configs
     ]

@@ -46,7 +46,8 @@ CRASHED = "crashed"
 SURPLUS = "surplus"
 """System attr: a trial claimed past ``n_trials`` in the same instant as another, by a worker in
 another results folder (whose claim lock is not this one's); ended at once, and not a trial of
-the study at all: :func:`records` and :func:`count_trials` leave it out."""
+the study at all: :func:`records` and :func:`count_trials` leave it out (see :func:`is_surplus`),
+and it is never queued again."""
 RETRY_HISTORY = "retry_history"
 """System attr: the numbers of the failed attempts of this trial's configuration."""
 FAILED_TRIAL = "failed_trial"
@@ -194,8 +195,23 @@ class TrialRecord:
         )
 
 
+def is_surplus(trial: FrozenTrial) -> bool:
+    """Whether ``trial`` is a claim that gave way (:data:`SURPLUS`) and never trained.
+
+    A trial that trained always counts, whatever its marks: older versions copied the mark onto
+    the retries of a surplus claim (which carry ``retry_history``; a claim that gives way never
+    does), and those retries trained.
+    """
+    return (
+        bool(trial.system_attrs.get(SURPLUS))
+        and RETRY_HISTORY not in trial.system_attrs
+        and trial.state not in (TrialState.COMPLETE, TrialState.PRUNED)
+        and not trial.intermediate_values
+    )
+
+
 def records(trials: Iterable[FrozenTrial]) -> list[TrialRecord]:
-    return [TrialRecord.from_trial(t) for t in trials if not t.system_attrs.get(SURPLUS)]
+    return [TrialRecord.from_trial(t) for t in trials if not is_surplus(t)]
 
 
 def retried_numbers(trials: Iterable[TrialRecord]) -> set[int]:
@@ -224,7 +240,7 @@ def count_trials(trials: Iterable[TrialRecord | FrozenTrial]) -> TrialCounts:
     items = [
         t if isinstance(t, TrialRecord) else TrialRecord.from_trial(t)
         for t in trials
-        if isinstance(t, TrialRecord) or not t.system_attrs.get(SURPLUS)
+        if isinstance(t, TrialRecord) or not is_surplus(t)
     ]
     retried = retried_numbers(items)
     counts = {state: 0 for state in TrialState}

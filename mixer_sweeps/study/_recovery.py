@@ -24,9 +24,13 @@ from optuna.trial import FrozenTrial, TrialState
 
 from mixer_sweeps.study import _record as attr
 from mixer_sweeps.study._liveness import why_abandoned
+from mixer_sweeps.study._record import is_surplus
 
 MAX_RETRIES = 3
 """A configuration whose worker died is queued again this many times, then counts as failed."""
+
+_ATTEMPT_ATTRS = (attr.HEARTBEAT, attr.SURPLUS)
+"""System attrs of one attempt, never copied onto its retry."""
 
 
 def fail_trial(storage: BaseStorage, study_name: str, number: int, reason: str) -> bool:
@@ -50,16 +54,20 @@ def requeue_trial(
     crashed: bool = True,
     max_retries: int | None = MAX_RETRIES,
 ) -> bool:
-    """Queue ``trial``'s configuration again as a new WAITING trial; False past ``max_retries``.
+    """Queue ``trial``'s configuration again as a new WAITING trial; False past ``max_retries``,
+    and for a claim that gave way (:func:`~mixer_sweeps.study._record.is_surplus`): it was never
+    a trial of the study.
 
     ``crashed``: ``trial`` failed because its worker died; such attempts are counted (the
     ``crash_history`` system attr) and, past ``max_retries`` of them, the configuration is not
     queued again. Other failed attempts (Ctrl-C, a dataset that is missing) are never counted.
 
     The new trial's ``retry_of`` user attr names ``trial`` (whose checkpoint it resumes) and
-    ``first_attempt`` the first trial of the configuration. The old trial's other user attrs and
-    its heartbeat stay behind: they describe that attempt.
+    ``first_attempt`` the first trial of the configuration. The old trial's other user attrs, its
+    heartbeat and a surplus mark stay behind: they describe that attempt.
     """
+    if is_surplus(trial):
+        return False
     history = [*trial.system_attrs.get(attr.RETRY_HISTORY, []), trial.number]
     crashes = [*trial.system_attrs.get(attr.CRASH_HISTORY, [])]
     if crashed:
@@ -68,7 +76,7 @@ def requeue_trial(
             return False
     first = trial.system_attrs.get(attr.FAILED_TRIAL, trial.number)
     system_attrs = {
-        **{k: v for k, v in trial.system_attrs.items() if k != attr.HEARTBEAT},
+        **{k: v for k, v in trial.system_attrs.items() if k not in _ATTEMPT_ATTRS},
         attr.FAILED_TRIAL: first,
         attr.RETRY_HISTORY: history,
         attr.CRASH_HISTORY: crashes,

@@ -126,7 +126,8 @@ def run_study(
         layout.root.mkdir(parents=True, exist_ok=True)
         study = _open_study(study_file, backend, described)
     _write_study_file(study_file, layout)
-    with contextlib.closing(FileLock(layout.claim_lock)) as claim, claim:
+    # Quiet too: Optuna logs at INFO each enqueue: configuration that a re-run finds queued.
+    with optuna_quiet(), contextlib.closing(FileLock(layout.claim_lock)) as claim, claim:
         enqueued = enqueue_configurations(study, study_file)
         retried = requeue_failed(study) if retry_failed else []
     before = study.get_trials(deepcopy=False)

@@ -13,6 +13,7 @@ import itertools
 import math
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from fractions import Fraction
 from typing import TYPE_CHECKING, Any
 
 import yaml
@@ -56,6 +57,12 @@ class Choices:
     def grid(self) -> list[Any]:
         return list(self.labels)
 
+    def count(self) -> int:
+        return len(self.values)
+
+    def point(self, index: int) -> Any:
+        return self.labels[index]
+
     def describe(self) -> dict[str, Any]:
         return {"choices": list(self.values)}
 
@@ -90,13 +97,25 @@ class Range:
         return label
 
     def grid(self) -> list[int | float]:
+        return [self.point(i) for i in range(self.count())]
+
+    def count(self) -> int:
+        """Points of the grid, counted without listing them (a range may have billions)."""
         if self.step is None:
             raise ValueError(f"{self.path} has no step, so it has no grid")
-        count = round((self.high - self.low) / self.step) + 1
+        span = (self.high - self.low) / self.step
+        if math.isinf(span):  # two huge ends: their difference overflows a float
+            span = (Fraction(self.high) - Fraction(self.low)) / Fraction(self.step)
+        return round(span) + 1
+
+    def point(self, index: int) -> int | float:
+        """The ``index``-th point of the grid."""
+        if self.step is None:
+            raise ValueError(f"{self.path} has no step, so it has no grid")
         if self.integer:
-            return [int(self.low + i * self.step) for i in range(count)]
+            return int(self.low + index * self.step)
         # Rounded so that grid values print as written (0.1 + 2 * 0.1 is not 0.3).
-        return [round(self.low + i * self.step, 12) for i in range(count)]
+        return round(self.low + index * self.step, 12)
 
     def describe(self) -> dict[str, Any]:
         described: dict[str, Any] = {"low": self.low, "high": self.high, "log": self.log}
@@ -140,7 +159,7 @@ class SearchSpace:
         return {dim.path: dim.grid() for dim in self.dims}
 
     def grid_size(self) -> int:
-        return math.prod(len(values) for values in self.grid().values())
+        return math.prod(dim.count() for dim in self.dims)
 
     def grid_points(self) -> list[dict[str, Any]]:
         """Every point of the grid, as params."""

@@ -20,6 +20,12 @@ by a process killed while writing and is broken. A record cut short (a full disk
 writer) is saved aside as ``<journal>.torn-<time>`` and cut off when the journal is opened, with
 one warning; any other damaged line is an error that names the file and the line.
 
+A command that only reads a study (``sweeps status``) waits at most ``SWEEPS_STORAGE_TIMEOUT_S``
+seconds (default 10) for its storage: it passes that bound to the driver (PostgreSQL's
+``connect_timeout``, SQLite's lock wait) and gives up on a read that takes longer (see
+``_cmd_status``), so a database that accepts connections but never answers, or a stalled file
+system, holds it up for no longer. Workers wait as long as it takes.
+
 Creating the tables of a new SQL database races when several workers start at once; creation is
 retried a few times after a short random pause, so they all succeed.
 """
@@ -28,6 +34,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import math
 import os
 import random
 import re
@@ -50,6 +57,8 @@ HEARTBEAT_INTERVAL_ENV = "SWEEPS_HEARTBEAT_INTERVAL_S"
 HEARTBEAT_GRACE_ENV = "SWEEPS_HEARTBEAT_GRACE_S"
 HEARTBEAT_INTERVAL_S = 30
 HEARTBEAT_GRACE_S = 120
+GRACE_INTERVALS = 3
+"""The heartbeat grace must span this many heartbeat intervals (a late beat or two is no death)."""
 LOCK_GRACE_ENV = "SWEEPS_JOURNAL_LOCK_GRACE_S"
 LOCK_GRACE_S = 30
 """A journal lock unchanged for this long was left by a process that died while writing."""
@@ -57,6 +66,9 @@ LOCK_NOTICE_S = 5.0
 """A wait for the journal lock longer than this says what it waits for."""
 CREATE_ATTEMPTS = 6
 """Tries to open a new SQL database whose tables other workers are creating at the same time."""
+STORAGE_TIMEOUT_ENV = "SWEEPS_STORAGE_TIMEOUT_S"
+STORAGE_TIMEOUT_S = 10.0
+STORAGE_TIMEOUT_RANGE = (0.1, 86_400.0)
 
 _RDB_SCHEMES = ("sqlite", "postgresql", "mysql")
 _JOURNAL_PREFIX = "journal:"
@@ -113,8 +125,13 @@ def journal_path(url: str | None, study_dir: Path) -> Path | None:
     return None
 
 
-def open_storage(url: str | None, *, study_dir: Path) -> BaseStorage:
+def open_storage(
+    url: str | None, *, study_dir: Path, timeout_s: float | None = None
+) -> BaseStorage:
     """Open the storage ``url`` names; each process opens its own.
+
+    ``timeout_s`` bounds the database driver's waits (connecting to PostgreSQL, SQLite's lock);
+    None keeps a worker's (no bound on connecting, 60 s for SQLite's lock).
 
     Raises:
         ValueError: a bad URL, a storage that cannot be opened, a damaged journal.
@@ -132,10 +149,7 @@ def open_storage(url: str | None, *, study_dir: Path) -> BaseStorage:
             _notice(f"{path} ends in a record cut short that cannot be cut off here: {exc}")
         return JournalStorage(backend)
     assert url is not None
-    engine_kwargs = {}
-    if url.startswith("sqlite"):
-        # Workers write at once; wait for SQLite's lock instead of failing at once.
-        engine_kwargs = {"connect_args": {"timeout": 60}}
+    engine_kwargs = _engine_kwargs(url, timeout_s)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ExperimentalWarning)
         for attempt in range(CREATE_ATTEMPTS):
@@ -150,6 +164,45 @@ def open_storage(url: str | None, *, study_dir: Path) -> BaseStorage:
                 reason = text.splitlines()[0] if text else type(exc).__name__
                 raise ValueError(f"cannot open storage {redact(url)}: {redact(reason)}") from None
     raise AssertionError("unreachable")
+
+
+def _engine_kwargs(url: str, timeout_s: float | None) -> dict[str, Any]:
+    backend, _, driver = url.split("://", 1)[0].partition("+")
+    if backend == "sqlite":
+        # Workers write at once; wait for SQLite's lock instead of failing at once.
+        return {"connect_args": {"timeout": 60 if timeout_s is None else timeout_s}}
+    # libpq's connect_timeout (psycopg's too) bounds the whole handshake, a server that accepts
+    # and never answers included; without it psycopg waits 130 s. libpq's least is 2 s.
+    if timeout_s is None or backend != "postgresql" or driver not in ("", "psycopg", "psycopg2"):
+        return {}
+    if "connect_timeout=" in url:  # the URL's own wins
+        return {}
+    return {"connect_args": {"connect_timeout": max(2, math.ceil(timeout_s))}}
+
+
+def storage_timeout_s(given: float | None = None, *, option: str = "--timeout") -> float:
+    """Seconds a command that reads a study waits for its storage: ``given`` (its ``option``),
+    else ``SWEEPS_STORAGE_TIMEOUT_S``, else 10.
+
+    Raises:
+        ValueError: the value is not a number of seconds in ``STORAGE_TIMEOUT_RANGE``.
+    """
+    if given is not None:
+        source, value, seconds = option, f"{given:g}", float(given)
+    else:
+        source, value = STORAGE_TIMEOUT_ENV, os.environ.get(STORAGE_TIMEOUT_ENV, "").strip()
+        if not value:
+            return STORAGE_TIMEOUT_S
+        try:
+            seconds = float(value)
+        except ValueError:
+            seconds = math.nan
+    low, high = STORAGE_TIMEOUT_RANGE
+    if not low <= seconds <= high:
+        raise ValueError(
+            f"{source} must be a number of seconds from {low:g} to {high:g}, not {value!r}"
+        )
+    return seconds
 
 
 def _creation_race(exc: BaseException) -> bool:
@@ -173,8 +226,25 @@ def heartbeat_interval_s() -> int:
 
 
 def heartbeat_grace_s() -> int:
-    """Seconds without a heartbeat that abandon a running trial (``SWEEPS_HEARTBEAT_GRACE_S``)."""
-    return _env_seconds(HEARTBEAT_GRACE_ENV, HEARTBEAT_GRACE_S)
+    """Seconds without a heartbeat that abandon a running trial (``SWEEPS_HEARTBEAT_GRACE_S``).
+
+    Raises:
+        ValueError: a grace shorter than :data:`GRACE_INTERVALS` heartbeat intervals, which
+            would take live workers on other hosts for dead between two of their heartbeats.
+    """
+    grace = _env_seconds(HEARTBEAT_GRACE_ENV, HEARTBEAT_GRACE_S)
+    interval = heartbeat_interval_s()
+    if grace < GRACE_INTERVALS * interval:
+        grace_set, interval_set = (
+            f"{name}={value}" + ("" if os.environ.get(name, "").strip() else " (the default)")
+            for name, value in ((HEARTBEAT_GRACE_ENV, grace), (HEARTBEAT_INTERVAL_ENV, interval))
+        )
+        raise ValueError(
+            f"{grace_set} must be at least {GRACE_INTERVALS} times {interval_set}, that is"
+            f" {GRACE_INTERVALS * interval} s, so that a live worker is not taken for dead"
+            " between two heartbeats; raise the grace or lower the interval"
+        )
+    return grace
 
 
 def _env_seconds(name: str, default: int) -> int:

@@ -24,6 +24,7 @@ place in the budget instead of adding to it.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sys
 import time
@@ -145,6 +146,8 @@ def work(
                 if config.deadline is not None and time.time() >= config.deadline:
                     break
                 with claim:
+                    if stop and stop.is_set():  # while this worker waited for the lock
+                        break
                     # Counted as running, the trials of dead workers would stop a study that
                     # has no other trial left to run.
                     recover_abandoned_trials(study, storage)
@@ -198,10 +201,11 @@ def enqueue_configurations(study: optuna.Study, study_file: StudyFile) -> int:
 
 def requeue_failed(study: optuna.Study) -> list[int]:
     """Queue again every failed trial that counts as failed (see
-    :func:`~mixer_sweeps.study._record.count_trials`); returns their numbers.
+    :func:`~mixer_sweeps.study._record.count_trials`); returns the numbers of those queued.
 
     Run under the claim lock. The retries are not counted as crashes, so they never use up a
-    configuration's :data:`~mixer_sweeps.study._recovery.MAX_RETRIES`.
+    configuration's :data:`~mixer_sweeps.study._recovery.MAX_RETRIES`. A claim that gave way
+    (surplus) is no failure: :func:`~mixer_sweeps.study._recovery.requeue_trial` leaves it.
     """
     trials = study.get_trials(deepcopy=False)
     queued = retried_numbers(records(trials))
@@ -212,9 +216,7 @@ def requeue_failed(study: optuna.Study) -> list[int]:
         and t.number not in queued
         and not TrialRecord.from_trial(t).abandoned
     ]
-    for trial in failed:
-        requeue_trial(study, trial, crashed=False)
-    return [t.number for t in failed]
+    return [t.number for t in failed if requeue_trial(study, t, crashed=False)]
 
 
 class TrialSurplus(Exception):
@@ -286,8 +288,33 @@ def _where() -> dict[str, Any]:
     }
 
 
-def worker_main(config: WorkerConfig, stop: Any, messages: Any) -> None:
-    """The entry point of a spawned worker process; it reports to its parent on ``messages``."""
+class _Orphaned:
+    """``stop``, or the parent gone: set once the ``sweeps run`` process that spawned this worker
+    has died (``kill -9``: it could not pass a stop on), so the worker finishes its trial and
+    claims no other. Nobody would show its progress, write the report or hear a Ctrl-C."""
+
+    def __init__(self, stop: Any, parent: int, index: int) -> None:
+        self.stop = stop
+        self.parent = parent
+        self.index = index
+        self.noticed = False
+
+    def is_set(self) -> bool:
+        if os.getppid() != self.parent and not self.noticed:
+            self.noticed = True
+            with contextlib.suppress(OSError, ValueError):  # the parent's terminal may be gone
+                sys.stderr.write(
+                    f"warning: worker {self.index} stops: its sweeps run (pid {self.parent}) is"
+                    " gone; run the study again to finish it and write its report\n"
+                )
+                sys.stderr.flush()
+        return self.noticed or self.stop.is_set()
+
+
+def worker_main(config: WorkerConfig, stop: Any, messages: Any, parent: int) -> None:
+    """The entry point of a spawned worker process; it reports to its parent (pid ``parent``) on
+    ``messages``, and stops after its trial once that parent is gone."""
+    stop = _Orphaned(stop, parent, config.index)
     interrupt = Interrupt()
     with interrupt.installed(), optuna_quiet():
         import torch

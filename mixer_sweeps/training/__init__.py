@@ -37,6 +37,7 @@ __all__, __getattr__ = lazy_exports(
             "SPEC_FILE",
             "atomic_write_bytes",
             "atomic_write_text",
+            "run_folder_entry",
             "spec_to_yaml",
         ],
         "._records": [

@@ -4,7 +4,10 @@ A checkpoint holds only tensors and plain Python types (numbers, strings, lists,
 ``torch.load(weights_only=True)`` reads it and a file crafted to run code on load is refused.
 A file that loads is then checked against the model it is to resume (every key, type and
 shape) before anything is taken from it, so a checkpoint of another model or a damaged one is
-one :class:`CheckpointError` naming what is wrong, not an error deep inside torch.
+one :class:`CheckpointError` naming what is wrong, not an error deep inside torch. Its values
+are checked too: each must be one the trainer could have written for the spec (an epoch within
+``optim.epochs``, a best val acc in [0, 1] that the history holds, finite weights and learning
+rates), so a crafted file cannot make a run report epochs it never ran or write NaN results.
 """
 
 from __future__ import annotations
@@ -52,13 +55,18 @@ def load_checkpoint(
     model: nn.Module | None = None,
     optimizer: torch.optim.Optimizer | None = None,
     scheduler: Any = None,
+    spec: RunSpec | None = None,
+    steps_per_epoch: int | None = None,
 ) -> dict[str, Any]:
     """Read a checkpoint; with ``model`` (and its optimizer and scheduler), check it fits them.
 
+    With ``spec`` (and the optimizer steps of one of its epochs), also that it was made for that
+    spec and that its epoch and schedule fit it.
+
     Raises:
         CheckpointError: the file is missing, corrupt, holds code, or (given ``model``) lacks a
-            key, has one of the wrong type, or a tensor of the wrong shape; the message names
-            the file and the key.
+            key, has one of the wrong type, a tensor of the wrong shape or a value the trainer
+            could not have written; the message names the file, the key and the value.
     """
     # torch's own words would tell people to load with weights_only=False: never our advice.
     try:
@@ -80,7 +88,9 @@ def load_checkpoint(
     if not isinstance(state, dict) or "format" not in state:
         raise CheckpointError(f"{path} is not a mixer-sweeps checkpoint; {_AFRESH}")
     if model is not None:
-        problems = checkpoint_problems(state, model, optimizer, scheduler)
+        problems = checkpoint_problems(
+            state, model, optimizer, scheduler, spec=spec, steps_per_epoch=steps_per_epoch
+        )
         if problems:
             shown = "; ".join(problems[:_SHOWN])
             more = f" (and {len(problems) - _SHOWN} more)" if len(problems) > _SHOWN else ""
@@ -113,6 +123,9 @@ def checkpoint_problems(
     model: nn.Module,
     optimizer: torch.optim.Optimizer | None = None,
     scheduler: Any = None,
+    *,
+    spec: RunSpec | None = None,
+    steps_per_epoch: int | None = None,
 ) -> list[str]:
     """What keeps ``state`` from resuming training of ``model``: one line per problem."""
     problems: list[str] = []
@@ -125,9 +138,11 @@ def checkpoint_problems(
         return problems
     if state["format"] != 1:
         problems.append(f"format: {state['format']} is not a format this version reads (1)")
-    for key in ("epoch", "best_epoch", "epochs_since_best"):
-        if state[key] < 0:
-            problems.append(f"{key}: must not be negative but got {state[key]}")
+    if spec is not None and state["spec"] != spec.model_dump(mode="json"):
+        return [
+            "spec: the checkpoint was made with a different spec; resume with the spec.yaml"
+            " saved beside it, or start a new run"
+        ]
     expected = model.state_dict()
     problems += _tensor_problems("model", state["model"], expected)
     if state["best_state"] is not None:
@@ -138,6 +153,92 @@ def checkpoint_problems(
         problems += _scheduler_problems(state["scheduler"], scheduler)
     problems += _history_problems(state["history"])
     problems += _rng_problems(state["rng"])
+    if problems:
+        return problems
+    epochs = spec.optim.epochs if spec is not None else None
+    problems += _progress_problems(state, epochs)
+    problems += _finite_problems(state, optimizer is not None, scheduler is not None)
+    if scheduler is not None and steps_per_epoch is not None and not problems:
+        done = state["epoch"] * steps_per_epoch
+        if state["scheduler"].get("last_epoch") != done:
+            problems.append(
+                f"scheduler.last_epoch: must be {done} after {state['epoch']} epoch(s) of"
+                f" {steps_per_epoch} steps but got {state['scheduler'].get('last_epoch')!r}"
+            )
+    return problems
+
+
+def _progress_problems(state: Mapping[str, Any], epochs: int | None) -> list[str]:
+    """The epoch counters and the best val acc, as the trainer keeps them: ``epoch`` epochs in
+    the history, the best (first highest) val acc at ``best_epoch``, ``epochs_since_best``
+    after it; before the first epoch, a best val acc of -1 at epoch 0."""
+    epoch, history = state["epoch"], state["history"]
+    if epoch < 0 or (epochs is not None and epoch > epochs):
+        bound = (
+            "cannot be negative" if epochs is None else f"must be in [0, {epochs}] (optim.epochs)"
+        )
+        return [f"epoch: {bound} but got {epoch}"]
+    if len(history) != epoch:
+        return [f"history: holds {len(history)} epoch(s) but epoch is {epoch}"]
+    numbers = [record["epoch"] for record in history]
+    if numbers != list(range(1, epoch + 1)):
+        return [f"history: numbers its epochs {numbers} but must number them 1 to {epoch}"]
+    best, best_epoch, since = state["best_val_acc"], state["best_epoch"], state["epochs_since_best"]
+    if not math.isfinite(best) or not (best == -1 if epoch == 0 else 0 <= best <= 1):
+        want = "must be -1 before the first epoch" if epoch == 0 else "must be in [0, 1]"
+        return [f"best_val_acc: {want} but got {best}"]
+    if not (best_epoch == 0 if epoch == 0 else 1 <= best_epoch <= epoch):
+        want = "must be 0 before the first epoch" if epoch == 0 else f"must be in [1, {epoch}]"
+        return [f"best_epoch: {want} (epoch {epoch}) but got {best_epoch}"]
+    if since != epoch - best_epoch:
+        return [
+            f"epochs_since_best: must be {epoch - best_epoch} (epoch {epoch} - best_epoch"
+            f" {best_epoch}) but got {since}"
+        ]
+    if epoch == 0:
+        return []
+    val = [record["val_acc"] for record in history]
+    first_best = val.index(max(val)) + 1
+    if (best, best_epoch) != (val[first_best - 1], first_best):
+        return [
+            f"best_val_acc: {best} at best_epoch {best_epoch} but the history's best is"
+            f" {val[first_best - 1]} at epoch {first_best}"
+        ]
+    if state["best_state"] is None:
+        return [f"best_state: missing though {epoch} epoch(s) ran"]
+    return []
+
+
+def _finite_problems(state: Mapping[str, Any], optimizer: bool, scheduler: bool) -> list[str]:
+    """NaN or infinite weights, optimizer statistics or learning rates (a finished run would
+    report them as its results)."""
+    problems = []
+    tensors: dict[str, Mapping[Any, Any]] = {"model": state["model"]}
+    if state["best_state"] is not None:
+        tensors["best_state"] = state["best_state"]
+    if optimizer:
+        tensors |= {
+            f"optimizer.state.{i}": entry for i, entry in state["optimizer"]["state"].items()
+        }
+    for where, named in tensors.items():
+        for key, tensor in named.items():
+            if tensor.is_floating_point() and not bool(torch.isfinite(tensor).all()):
+                problems.append(f"{where}.{key}: holds NaN or infinite values")
+    numbers: list[tuple[str, Any]] = []
+    if optimizer:
+        for i, group in enumerate(state["optimizer"]["param_groups"]):
+            numbers += [(f"optimizer.param_groups.{i}.{k}", v) for k, v in group.items()]
+    if scheduler:
+        numbers += [(f"scheduler.{k}", v) for k, v in state["scheduler"].items()]
+    for where, value in numbers:
+        values = value if isinstance(value, list | tuple) else [value]
+        bad = [v for v in values if _is(v, (int, float)) and not math.isfinite(v)]
+        if bad:
+            problems.append(f"{where}: must be finite but got {value}")
+        elif where.endswith((".lr", ".initial_lr")) and any(
+            _is(v, (int, float)) and v < 0 for v in values
+        ):
+            problems.append(f"{where}: cannot be negative but got {value}")
     return problems
 
 
@@ -269,7 +370,16 @@ def _history_problems(history: list[Any]) -> list[str]:
         for key, value in record.items():
             if not _is(value, (int, float)):
                 return [f"history.{i}.{key}: expected a number but got {_type(value)}"]
+            if not math.isfinite(value):
+                return [f"history.{i}.{key}: must be finite but got {value}"]
+            if key in _FRACTIONS and not 0 <= value <= 1:
+                return [f"history.{i}.{key}: must be in [0, 1] but got {value}"]
+            if value < 0:
+                return [f"history.{i}.{key}: cannot be negative but got {value}"]
     return []
+
+
+_FRACTIONS = {"train_acc", "val_acc"}
 
 
 def _rng_problems(rng: Mapping[str, Any]) -> list[str]:
@@ -312,7 +422,14 @@ def check_resumable(spec: RunSpec, path: Path) -> None:
     model = build_model(spec.model, info)
     steps = math.ceil((info.train_size - spec.data.val_size) / spec.optim.batch_size)
     optimizer, scheduler = build_optimizer(spec.optim, model, steps_per_epoch=steps)
-    load_checkpoint(path, model=model, optimizer=optimizer, scheduler=scheduler)
+    load_checkpoint(
+        path,
+        model=model,
+        optimizer=optimizer,
+        scheduler=scheduler,
+        spec=spec,
+        steps_per_epoch=steps,
+    )
 
 
 def remove_stale_temp_files(run_dir: Path) -> None:

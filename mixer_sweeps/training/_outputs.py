@@ -13,7 +13,7 @@ import os
 import tempfile
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Literal
 
 import yaml
 
@@ -28,13 +28,33 @@ METRICS_FILE = "metrics.json"
 CHECKPOINT_FILE = "checkpoint.pt"
 BEST_WEIGHTS_FILE = "best.pt"
 CURVES_FILE = "curves.png"
+_RUN_FILES = {
+    SPEC_FILE,
+    HISTORY_FILE,
+    METRICS_FILE,
+    CHECKPOINT_FILE,
+    BEST_WEIGHTS_FILE,
+    CURVES_FILE,
+}
+_RUN_FOLDERS = {"wandb", "retrain"}  # W&B's files; `sweeps retrain SPEC`'s runs
 
 
-def atomic_write_bytes(path: Path, payload: bytes) -> None:
+def run_folder_entry(name: str) -> Literal["file", "folder"] | None:
+    """What ``name`` is in a run's folder: one of its files, its folders, or None (not a run's)."""
+    return "file" if name in _RUN_FILES else "folder" if name in _RUN_FOLDERS else None
+
+
+def atomic_write_bytes(path: Path, payload: bytes, *, mode: int | None = None) -> None:
+    """``payload`` as the file ``path``; ``mode``: its permissions (default: as a new file's)."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
-        os.fchmod(fd, 0o666 & ~_umask())  # mkstemp's 0600 would hide results from co-workers
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    except OSError as exc:
+        exc.filename = str(path)  # the file it was for, not the temp name it tried
+        raise
+    try:
+        # mkstemp's 0600 would hide results from co-workers
+        os.fchmod(fd, 0o666 & ~_umask() if mode is None else mode)
         with os.fdopen(fd, "wb") as f:
             f.write(payload)
             f.flush()

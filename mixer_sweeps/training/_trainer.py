@@ -125,6 +125,8 @@ class Trainer:
                 model=self.model,
                 optimizer=self.optimizer,
                 scheduler=self.scheduler,
+                spec=spec,
+                steps_per_epoch=self.steps_per_epoch,
             )
             self.load_state_dict(checkpoint)
 
