@@ -92,7 +92,8 @@ def write_studies(
 
 
 def run_grid(path: Path, results: Path, workers: int) -> dict[str, Any]:
-    from mixer_sweeps.study import load_study_file, run_study
+    from mixer_sweeps.spec import load_study_file
+    from mixer_sweeps.study import run_study
 
     study_file = load_study_file(path)
     run = run_study(study_file, workers=workers, results_dir=results)
@@ -118,7 +119,9 @@ def run_search(
     """
     from optuna.trial import TrialState
 
-    from mixer_sweeps.study import TrialRecord, load_study_file, run_study
+    from mixer_sweeps.results import TrialRecord
+    from mixer_sweeps.spec import load_study_file
+    from mixer_sweeps.study import run_study
 
     started, n_trials = time.monotonic(), 0
     name = f"search-seed{seed}"

@@ -251,8 +251,7 @@ def run(
 
     Ctrl-C abandons the running trials and queues them again for the next run.
     """
-    from mixer_sweeps.spec import SpecError
-    from mixer_sweeps.study import load_study_file
+    from mixer_sweeps.spec import SpecError, load_study_file
 
     overrides: dict[str, object] = {}
     if n_trials is not None:
@@ -271,7 +270,8 @@ def run(
     check_study(study_file, results, None if spawned == 1 else spawned, option)
 
     from mixer_sweeps._progress import output_console
-    from mixer_sweeps.study import StudyMismatchError, machine_fault, print_summary, run_study
+    from mixer_sweeps.results import print_summary
+    from mixer_sweeps.study import StudyMismatchError, machine_fault, run_study
 
     console = output_console()  # in a log: a line per trial, tables at full width
     try:
@@ -314,7 +314,7 @@ def _all_failed(trials: list) -> str | None:
     """One line when every trial of the study failed (re-queued attempts aside), else None."""
     from optuna.trial import TrialState
 
-    from mixer_sweeps.study import count_trials, retried_numbers
+    from mixer_sweeps.results import count_trials, retried_numbers
 
     counts = count_trials(trials)
     if not counts.finished or counts.failed < counts.finished:
@@ -400,8 +400,7 @@ def launch(
 
     Each job runs one worker; at its time limit its trial is queued again and the job requeues.
     """
-    from mixer_sweeps.spec import SpecError
-    from mixer_sweeps.study import load_study_file
+    from mixer_sweeps.spec import SpecError, load_study_file
 
     try:
         loaded = load_study_file(study_file)
@@ -490,7 +489,7 @@ def validate(
         try:
             document = read_yaml(path)  # once: a pipe (/dev/stdin, <(...)) reads only once
             if "study" in document.data:
-                from mixer_sweeps.study import describe_study, load_study_file
+                from mixer_sweeps.spec import describe_study, load_study_file
 
                 summary = describe_study(load_study_file(path, document=document))
             else:
@@ -665,7 +664,8 @@ def report(
     `sweeps run` writes the report when the study ends; this writes it again, at any time.
     """
     from mixer_sweeps._progress import output_console
-    from mixer_sweeps.report import compare_studies, load_results, parse_formats, write_report
+    from mixer_sweeps.report import compare_studies, parse_formats, write_report
+    from mixer_sweeps.results import load_results
 
     if out is not None:
         from mixer_sweeps._write import check_folder_or_fail

@@ -45,7 +45,7 @@ def dashboard(
     Prints the URL once it listens; Ctrl-C stops it (exit code 130).
     """
     from mixer_sweeps._checks import fail
-    from mixer_sweeps.report import find_study
+    from mixer_sweeps.results import find_study
     from mixer_sweeps.study import describe_storage, open_storage, optuna_quiet
 
     try:

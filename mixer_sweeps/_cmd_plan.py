@@ -43,8 +43,8 @@ def plan(
     few timed training steps on this machine. Exits 2 on a study that `validate` refuses.
     """
     check_option("--workers", workers, 1, MAX_LOCAL_WORKERS, "as `sweeps run` takes")
-    from mixer_sweeps.spec import SpecError
-    from mixer_sweeps.study import load_study_file, plan_study
+    from mixer_sweeps.plan import plan_study
+    from mixer_sweeps.spec import SpecError, load_study_file
 
     overrides = {} if n_trials is None else {"study.n_trials": n_trials}
     try:

@@ -45,15 +45,15 @@ def retrain(
     if epochs is not None and epochs < 1:
         raise fail(f"--epochs must be at least 1 but got {epochs}")
 
+    from mixer_sweeps.retrain import RetrainError, check_retrain
     from mixer_sweeps.spec import SpecError, read_yaml
-    from mixer_sweeps.study import RetrainError, check_retrain
 
     try:
         is_study = "study" in read_yaml(study_file).data
         if is_study:
             plan = _plan_study(study_file, top, seeds, epochs, results, storage)
         else:
-            from mixer_sweeps.study import plan_spec_retrain
+            from mixer_sweeps.retrain import plan_spec_retrain
 
             plan = plan_spec_retrain(study_file, seeds=seeds, epochs=epochs, results_dir=results)
         check_retrain(plan)
@@ -81,8 +81,10 @@ def retrain(
 
 
 def _plan_study(study_file: Path, top: int, seeds: int, epochs, results: Path, storage):
-    from mixer_sweeps.report import ReportError, load_results
-    from mixer_sweeps.study import FINGERPRINT_ATTR, RetrainError, load_study_file, plan_retrain
+    from mixer_sweeps.results import ReportError, load_results
+    from mixer_sweeps.retrain import RetrainError, plan_retrain
+    from mixer_sweeps.spec import load_study_file
+    from mixer_sweeps.study import FINGERPRINT_ATTR
 
     loaded = load_study_file(study_file)
     try:
@@ -116,7 +118,7 @@ def _train(plan, again: list[str]) -> None:
     from mixer_sweeps._signals import graceful_interrupts
     from mixer_sweeps.data import DatasetUnavailable
     from mixer_sweeps.report import print_report, write_summary
-    from mixer_sweeps.study import run_retrain
+    from mixer_sweeps.retrain import run_retrain
     from mixer_sweeps.tracking import make_trackers
     from mixer_sweeps.training import DeviceUnavailable
 
@@ -182,7 +184,8 @@ def _train(plan, again: list[str]) -> None:
 
 def _update_report(plan, results: Path, storage: str | None) -> None:
     """The study's report gains (or updates) its Retrained section; a failure only warns."""
-    from mixer_sweeps.report import load_results, write_report
+    from mixer_sweeps.report import write_report
+    from mixer_sweeps.results import load_results
 
     try:
         write_report(load_results(plan.study_dir, results_dir=results, storage=storage))

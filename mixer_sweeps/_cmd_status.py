@@ -28,8 +28,7 @@ from mixer_sweeps._checks import EXIT_BAD_INPUT, STORAGE_HELP, check_option, fai
 if TYPE_CHECKING:
     from rich.console import Console, RenderableType
 
-    from mixer_sweeps.report import StudyResults
-    from mixer_sweeps.study import StudyStatus, TrialRecord
+    from mixer_sweeps.results import StudyResults, StudyStatus, TrialRecord
 
 EXIT_NOTHING = 1
 MAX_INTERVAL_S = 86_400
@@ -51,7 +50,7 @@ def _console() -> Console:
 
 
 def _load(target: Path, results: Path, storage: str | None) -> StudyResults:
-    from mixer_sweeps.report import load_results
+    from mixer_sweeps.results import load_results
 
     try:
         return load_results(target, results_dir=results, storage=storage)
@@ -108,7 +107,7 @@ def status(
     wait_s = _storage_timeout(timeout)
     targets = list(studies or [])
     if not targets:
-        from mixer_sweeps.study import find_studies
+        from mixer_sweeps.results import find_studies
 
         targets = find_studies(results)
         if not targets:
@@ -237,7 +236,7 @@ class _Reader(threading.Thread):
     def _open(self) -> StudyResults:
         import optuna
 
-        from mixer_sweeps.report import ReportError, find_study, results_of
+        from mixer_sweeps.results import ReportError, find_study, results_of
         from mixer_sweeps.study import describe_storage, open_storage
 
         url, study_dir, name = find_study(
@@ -283,7 +282,7 @@ def _refresh(
     import optuna  # noqa: F401
     import sqlalchemy.exc  # noqa: F401
 
-    from mixer_sweeps.report import find_study  # noqa: F401
+    from mixer_sweeps.results import find_study  # noqa: F401
 
     for w in watched:
         if w.reader is None or not w.reader.is_alive():
@@ -309,7 +308,8 @@ def _refresh(
 
 
 def _status_of(results: StudyResults, storage: str | None) -> StudyStatus:
-    from mixer_sweeps.study import describe_storage, records, resolve_storage, study_status
+    from mixer_sweeps.results import records, study_status
+    from mixer_sweeps.study import describe_storage, resolve_storage
 
     settings = results.settings
     url = resolve_storage(storage, settings.get("storage"))
@@ -362,7 +362,7 @@ def _render_all(watched: list[_Watched]) -> RenderableType:
 def _render(s: StudyStatus, results: StudyResults) -> RenderableType:
     from rich.text import Text
 
-    from mixer_sweeps.study import format_duration, format_params, short_names
+    from mixer_sweeps.results import format_duration, format_params, short_names
 
     c = s.counts
     of = f"/{s.n_trials}" if s.n_trials is not None else ""
@@ -453,8 +453,8 @@ def best(
 
     Best follows the study's direction (the highest val_acc, the lowest val_loss).
     """
+    from mixer_sweeps.results import count_trials, describe_counts, ranked, trial_run_spec
     from mixer_sweeps.spec import SpecError
-    from mixer_sweeps.study import count_trials, describe_counts, ranked, trial_run_spec
 
     found = _load(study, results, storage)
     direction = found.study.direction
@@ -607,7 +607,7 @@ def _print_trial(
 ) -> None:
     from rich.text import Text
 
-    from mixer_sweeps.study import format_value
+    from mixer_sweeps.results import format_value
     from mixer_sweeps.training import spec_to_yaml
 
     row = _summary(found, trial)
@@ -658,7 +658,7 @@ def _top_table(found: StudyResults, rows: list[dict[str, Any]], complete: int) -
     from rich import box
     from rich.table import Table
 
-    from mixer_sweeps.study import format_value, short_names
+    from mixer_sweeps.results import format_value, short_names
 
     names = short_names([d.path for d in found.space])
     metric, direction = _metric(found), found.study.direction.name.lower()

@@ -30,8 +30,8 @@ import pytest
 import yaml
 
 from conftest import TINY_RUN
-from mixer_sweeps.spec import parse_run_spec
-from mixer_sweeps.study import load_study_file, run_study
+from mixer_sweeps.spec import load_study_file, parse_run_spec
+from mixer_sweeps.study import run_study
 
 EPOCH = {**TINY_RUN, "optim": {**TINY_RUN["optim"], "epochs": 1, "warmup_epochs": 0}}
 

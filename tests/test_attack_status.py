@@ -27,7 +27,8 @@ import pytest
 import yaml
 
 from conftest import TINY_RUN
-from mixer_sweeps.study import load_study_file, open_storage, run_study
+from mixer_sweeps.spec import load_study_file
+from mixer_sweeps.study import open_storage, run_study
 
 TIMEOUT_S = 2
 """The storage timeout the tests give status (psycopg's least connect_timeout is 2 s)."""

@@ -17,7 +17,8 @@ from typer.testing import CliRunner
 
 from conftest import REPO, TINY_RUN
 from mixer_sweeps._cli import app
-from mixer_sweeps.study import load_study_file, run_study
+from mixer_sweeps.spec import load_study_file
+from mixer_sweeps.study import run_study
 
 SWEEPS = str(REPO / ".venv" / "bin" / "sweeps")
 

@@ -235,7 +235,8 @@ def test_the_schema_still_wants_a_preset_or_a_whole_shape() -> None:
 
 
 def test_a_changed_study_file_names_each_change(tmp_path: Path) -> None:
-    from mixer_sweeps.study import StudyMismatchError, load_study_file, run_study
+    from mixer_sweeps.spec import load_study_file
+    from mixer_sweeps.study import StudyMismatchError, run_study
 
     def study(lrs: list[float], epochs: int) -> Path:
         return _write(
@@ -370,7 +371,8 @@ def test_report_of_the_committed_quickstart_says_how_to_build_its_storage(tmp_pa
 
 
 def test_a_comparison_calls_its_csv_one_row_per_study(replicated, tmp_path: Path) -> None:
-    from mixer_sweeps.report import compare_studies, load_results
+    from mixer_sweeps.report import compare_studies
+    from mixer_sweeps.results import load_results
 
     results = load_results(replicated[0] / "results" / "rep")
     compare_studies([results, results], tmp_path, formats=("md", "csv", "html"))

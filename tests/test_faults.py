@@ -42,13 +42,12 @@ from optuna.trial import FrozenTrial, TrialState
 from test_study import write_study
 
 from conftest import REPO, TINY_RUN
-from mixer_sweeps.study import count_trials, load_study_file, open_storage, requeue_trial, run_study
+from mixer_sweeps.results import count_trials
+from mixer_sweeps.spec import load_study_file
+from mixer_sweeps.study import open_storage, requeue_trial, run_study
+from mixer_sweeps.study._journal import LOCK_GRACE_ENV
 from mixer_sweeps.study._recovery import fail_trial
-from mixer_sweeps.study._storage import (
-    HEARTBEAT_GRACE_ENV,
-    HEARTBEAT_INTERVAL_ENV,
-    LOCK_GRACE_ENV,
-)
+from mixer_sweeps.study._storage import HEARTBEAT_GRACE_ENV, HEARTBEAT_INTERVAL_ENV
 from mixer_sweeps.study._worker import CLAIM_DELAY_ENV
 from mixer_sweeps.training import CHECKPOINT_FILE, load_checkpoint
 
@@ -1677,7 +1676,7 @@ def test_the_memory_estimate_counts_the_parameters_of_the_model_it_builds(preset
 
 
 def test_a_study_is_checked_against_the_machine_value_by_value(tmp_path: Path) -> None:
-    from mixer_sweeps.study import load_study_file
+    from mixer_sweeps.spec import load_study_file
 
     _write(tmp_path / "tiny.yaml", _spec())
     study = _study()

@@ -24,7 +24,8 @@ from optuna.trial import FrozenTrial, TrialState
 from test_study import make_study, write_study
 
 from conftest import TINY_RUN
-from mixer_sweeps.study import load_study_file, open_storage, run_study
+from mixer_sweeps.spec import load_study_file
+from mixer_sweeps.study import open_storage, run_study
 from mixer_sweeps.study._storage import HEARTBEAT_GRACE_ENV, HEARTBEAT_INTERVAL_ENV
 from mixer_sweeps.study._worker import ABANDON_DELAY_ENV, CLAIM_DELAY_ENV
 from mixer_sweeps.training import CHECKPOINT_FILE, load_checkpoint

@@ -35,15 +35,9 @@ from conftest import TINY_RUN, tiny_spec
 from mixer_sweeps._cli import app
 from mixer_sweeps.data import normalize
 from mixer_sweeps.data._augment import BatchAugment
-from mixer_sweeps.study import (
-    Range,
-    TrialRecord,
-    WorkerIdentity,
-    load_study_file,
-    open_storage,
-    run_study,
-    why_abandoned,
-)
+from mixer_sweeps.results import TrialRecord
+from mixer_sweeps.spec import Range, load_study_file
+from mixer_sweeps.study import WorkerIdentity, open_storage, run_study, why_abandoned
 from mixer_sweeps.study._recovery import recover_abandoned_trials
 from mixer_sweeps.study._storage import HEARTBEAT_GRACE_ENV, HEARTBEAT_INTERVAL_ENV
 from mixer_sweeps.training import Trainer

@@ -22,7 +22,8 @@ from typer.testing import CliRunner
 
 from conftest import TINY_RUN, tiny_spec
 from mixer_sweeps._cli import app
-from mixer_sweeps.study import MAX_RETRIES, count_trials, requeue_trial
+from mixer_sweeps.results import count_trials
+from mixer_sweeps.study import MAX_RETRIES, requeue_trial
 from mixer_sweeps.tracking import MemoryTracker
 from mixer_sweeps.training import (
     BEST_WEIGHTS_FILE,

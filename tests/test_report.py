@@ -25,14 +25,10 @@ from typer.testing import CliRunner
 
 from conftest import TINY_RUN
 from mixer_sweeps._cli import app
-from mixer_sweeps.report import (
-    ci95,
-    load_results,
-    pareto_front,
-    parse_formats,
-    write_report,
-)
-from mixer_sweeps.study import count_trials, load_study_file, run_study
+from mixer_sweeps.report import ci95, pareto_front, parse_formats, write_report
+from mixer_sweeps.results import count_trials, load_results
+from mixer_sweeps.spec import load_study_file
+from mixer_sweeps.study import run_study
 
 runner = CliRunner()
 

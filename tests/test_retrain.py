@@ -22,8 +22,10 @@ from typer.testing import CliRunner
 
 from conftest import TINY_RUN
 from mixer_sweeps._cli import app
-from mixer_sweeps.spec import RunSpec
-from mixer_sweeps.study import TrialRecord, best_configurations, load_study_file, run_study
+from mixer_sweeps.results import TrialRecord
+from mixer_sweeps.retrain import best_configurations
+from mixer_sweeps.spec import RunSpec, load_study_file
+from mixer_sweeps.study import run_study
 from mixer_sweeps.training import Callback, Trainer
 
 runner = CliRunner()

@@ -24,18 +24,16 @@ from optuna.trial import TrialState
 from scipy import stats
 
 from conftest import REPO, TINY_RUN
-from mixer_sweeps.report import load_results
-from mixer_sweeps.spec import load_run_spec
-from mixer_sweeps.study import (
+from mixer_sweeps.results import (
     TrialRecord,
-    WorkerIdentity,
     format_duration,
-    load_study_file,
+    load_results,
     ranked,
-    run_study,
     study_status,
     trial_run_spec,
 )
+from mixer_sweeps.spec import load_run_spec, load_study_file
+from mixer_sweeps.study import WorkerIdentity, run_study
 
 SWEEPS = str(REPO / ".venv" / "bin" / "sweeps")
 FIXED = {"optim.epochs": 2, "optim.warmup_epochs": 0}

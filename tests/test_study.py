@@ -24,13 +24,11 @@ from typer.testing import CliRunner
 
 from conftest import TINY_RUN
 from mixer_sweeps._cli import app
+from mixer_sweeps.results import TrialRecord, count_trials
+from mixer_sweeps.spec import StudyFile, load_study_file
 from mixer_sweeps.study import (
-    StudyFile,
     StudyMismatchError,
-    TrialRecord,
     WorkerIdentity,
-    count_trials,
-    load_study_file,
     make_pruner,
     make_sampler,
     open_storage,

@@ -17,17 +17,10 @@ from typer.testing import CliRunner
 
 from conftest import TINY_RUN
 from mixer_sweeps._cli import app
-from mixer_sweeps.report import results_of, trials_frame
-from mixer_sweeps.spec import SpecError
-from mixer_sweeps.study import (
-    TrialRecord,
-    best_trial,
-    count_trials,
-    load_study_file,
-    open_storage,
-    records,
-    run_study,
-)
+from mixer_sweeps.report import trials_frame
+from mixer_sweeps.results import TrialRecord, best_trial, count_trials, records, results_of
+from mixer_sweeps.spec import SpecError, load_study_file
+from mixer_sweeps.study import open_storage, run_study
 
 runner = CliRunner()
 

@@ -12,15 +12,8 @@ from typer.testing import CliRunner
 
 from conftest import REPO, TINY_RUN
 from mixer_sweeps._cli import app
-from mixer_sweeps.spec import SpecError
-from mixer_sweeps.study import (
-    STORAGE_ENV,
-    Choices,
-    load_study_file,
-    parse_study_file,
-    resolve_storage,
-    stream_seed,
-)
+from mixer_sweeps.spec import Choices, SpecError, load_study_file, parse_study_file
+from mixer_sweeps.study import STORAGE_ENV, resolve_storage, stream_seed
 
 runner = CliRunner()
 

@@ -7,7 +7,8 @@ from pathlib import Path
 from optuna.trial import TrialState
 from test_study import make_study
 
-from mixer_sweeps.study import count_trials, run_study
+from mixer_sweeps.results import count_trials
+from mixer_sweeps.study import run_study
 from mixer_sweeps.study._worker import CLAIM_DELAY_ENV
 
 

@@ -648,7 +648,8 @@ def test_a_study_leaves_one_run_per_trial_and_a_study_run(tmp_path: Path) -> Non
     from rich.console import Console
 
     from mixer_sweeps.report import OBJECTIVE, report_run
-    from mixer_sweeps.study import load_study_file, run_study
+    from mixer_sweeps.spec import load_study_file
+    from mixer_sweeps.study import run_study
 
     base = {**TINY_RUN, "tracking": {"wandb": {"mode": "auto", "tags": ["study-test"]}}}
     (tmp_path / "tiny.yaml").write_text(yaml.safe_dump(base))

@@ -19,13 +19,6 @@ __all__, __getattr__ = lazy_exports(
         "._importances": [
             "param_importances",
         ],
-        "._load": [
-            "ReportError",
-            "StudyResults",
-            "find_study",
-            "load_results",
-            "results_of",
-        ],
         "._plots": [
             "Plot",
             "pareto_front",

@@ -13,8 +13,8 @@ import pandas as pd
 import yaml
 from optuna.trial import TrialState
 
-from mixer_sweeps.report._load import StudyResults
-from mixer_sweeps.study import Choices, TrialRecord, choice_label, retried_numbers
+from mixer_sweeps.results import StudyResults, TrialRecord, retried_numbers
+from mixer_sweeps.spec import Choices, choice_label
 
 OBJECTIVE = "best_val_acc"
 """The column of a trial's best val accuracy, the mean over seeds: the objective of a study of

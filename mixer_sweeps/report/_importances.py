@@ -5,7 +5,7 @@ from __future__ import annotations
 import pandas as pd
 from optuna.trial import TrialState
 
-from mixer_sweeps.report._load import StudyResults
+from mixer_sweeps.results import StudyResults
 from mixer_sweeps.study import optuna_quiet
 
 MIN_IMPORTANCE_TRIALS = 3

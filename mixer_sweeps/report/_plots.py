@@ -16,9 +16,9 @@ from typing import TYPE_CHECKING, Any
 import pandas as pd
 
 from mixer_sweeps.report._frame import OBJECTIVE
-from mixer_sweeps.report._load import StudyResults
 from mixer_sweeps.report._tables import COMPLETE, cell_runs, pivot_pairs
-from mixer_sweeps.study import optuna_quiet, short_names
+from mixer_sweeps.results import StudyResults, short_names
+from mixer_sweeps.study import optuna_quiet
 from mixer_sweeps.training import HISTORY_FILE, atomic_write_bytes
 
 if TYPE_CHECKING:

@@ -16,7 +16,8 @@ import pandas as pd
 
 from mixer_sweeps.report._render import Report, to_markdown
 from mixer_sweeps.report._tables import CI, Table, ci95
-from mixer_sweeps.study import RETRAIN_DIR, RetrainPlan, RunOutcome, short_names
+from mixer_sweeps.results import short_names
+from mixer_sweeps.retrain import RETRAIN_DIR, RetrainPlan, RunOutcome
 from mixer_sweeps.training import atomic_write_text
 
 SUMMARY_CSV = "summary.csv"

@@ -16,8 +16,8 @@ import pandas as pd
 from optuna.trial import TrialState
 
 from mixer_sweeps.report._frame import OBJECTIVE, is_numeric, seed_columns, value_label
-from mixer_sweeps.report._load import StudyResults
-from mixer_sweeps.study import Choices, Range, short_names
+from mixer_sweeps.results import StudyResults, short_names
+from mixer_sweeps.spec import Choices, Range
 
 COMPLETE, PRUNED, FAIL = TrialState.COMPLETE.name, TrialState.PRUNED.name, TrialState.FAIL.name
 MAX_LEVELS = 12

@@ -15,25 +15,20 @@ import pandas as pd
 
 from mixer_sweeps.report._frame import OBJECTIVE, trials_frame
 from mixer_sweeps.report._importances import param_importances
-from mixer_sweeps.report._load import StudyResults, results_of
 from mixer_sweeps.report._plots import history_plot, study_plots
 from mixer_sweeps.report._render import Report, print_report, to_html, to_latex, to_markdown
 from mixer_sweeps.report._retrain import retrained_tables
-from mixer_sweeps.report._tables import (
-    Table,
-    ablation_tables,
-    ci95,
-    levels_frame,
-    top_table,
-)
-from mixer_sweeps.study import (
+from mixer_sweeps.report._tables import Table, ablation_tables, ci95, levels_frame, top_table
+from mixer_sweeps.results import (
+    StudyResults,
     best_trial,
     count_trials,
     describe_counts,
-    describe_search,
     format_params,
+    results_of,
     short_names,
 )
+from mixer_sweeps.spec import describe_search
 from mixer_sweeps.training import SPEC_FILE, atomic_write_text
 
 if TYPE_CHECKING:

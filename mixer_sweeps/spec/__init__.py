@@ -1,81 +1,82 @@
-"""Run specs (and, in :mod:`mixer_sweeps.study`, study files) read from YAML."""
+"""Specs read from YAML: run specs, and study files (a base run spec and a space over it).
 
-from mixer_sweeps.spec._errors import FieldError, Problem, SpecError
-from mixer_sweeps.spec._load import (
-    apply_overrides,
-    load_run_spec,
-    parse_run_spec,
-    validate_model,
-    with_overrides,
-)
-from mixer_sweeps.spec._resources import (
-    WORKER_PROCESS_BYTES,
-    MemoryEstimate,
-    WorkersFit,
-    available_memory,
-    check_memory,
-    estimate_memory,
-    format_bytes,
-    workers_that_fit,
-)
-from mixer_sweeps.spec._run import (
-    DEVICE_PATTERN,
-    NAME_PATTERN,
-    SEED_LIMIT,
-    AugmentSpec,
-    DataSpec,
-    ModelSpec,
-    OptimSpec,
-    RandAugmentSpec,
-    RunSpec,
-    SpecSection,
-    TrackingSpec,
-    TrainSpec,
-    WandbSpec,
-)
-from mixer_sweeps.spec._yaml import (
-    MAX_DEPTH,
-    MAX_FILE_BYTES,
-    MAX_NODES,
-    YamlDocument,
-    parse_yaml,
-    read_yaml,
-)
+Modules: ``_errors`` (one error naming every bad key, file and line), ``_yaml`` (bounded YAML with
+line numbers), ``_run`` (the run spec's sections), ``_load`` (a run spec loaded, overrides
+applied), ``_resources`` (what a run needs of memory), ``_space`` (a search space's dimensions),
+``_study`` (a study file's sections and the checked study file) and ``_study_load`` (a study
+file read and checked).
 
-__all__ = [
-    "DEVICE_PATTERN",
-    "MAX_DEPTH",
-    "MAX_FILE_BYTES",
-    "MAX_NODES",
-    "NAME_PATTERN",
-    "SEED_LIMIT",
-    "WORKER_PROCESS_BYTES",
-    "AugmentSpec",
-    "DataSpec",
-    "FieldError",
-    "MemoryEstimate",
-    "ModelSpec",
-    "OptimSpec",
-    "Problem",
-    "RandAugmentSpec",
-    "RunSpec",
-    "SpecError",
-    "SpecSection",
-    "TrackingSpec",
-    "TrainSpec",
-    "WandbSpec",
-    "WorkersFit",
-    "YamlDocument",
-    "apply_overrides",
-    "available_memory",
-    "check_memory",
-    "estimate_memory",
-    "format_bytes",
-    "load_run_spec",
-    "parse_run_spec",
-    "parse_yaml",
-    "read_yaml",
-    "validate_model",
-    "with_overrides",
-    "workers_that_fit",
-]
+Each name imports its module on first use (see ``mixer_sweeps._lazy``).
+"""
+
+from mixer_sweeps._lazy import lazy_exports
+
+__all__, __getattr__ = lazy_exports(
+    __name__,
+    {
+        "._errors": [
+            "FieldError",
+            "Problem",
+            "SpecError",
+        ],
+        "._load": [
+            "apply_overrides",
+            "load_run_spec",
+            "parse_run_spec",
+            "validate_model",
+            "with_overrides",
+        ],
+        "._resources": [
+            "WORKER_PROCESS_BYTES",
+            "MemoryEstimate",
+            "WorkersFit",
+            "available_memory",
+            "check_memory",
+            "estimate_memory",
+            "format_bytes",
+            "workers_that_fit",
+        ],
+        "._run": [
+            "DEVICE_PATTERN",
+            "NAME_PATTERN",
+            "SEED_LIMIT",
+            "AugmentSpec",
+            "DataSpec",
+            "ModelSpec",
+            "OptimSpec",
+            "RandAugmentSpec",
+            "RunSpec",
+            "SpecSection",
+            "TrackingSpec",
+            "TrainSpec",
+            "WandbSpec",
+        ],
+        "._space": [
+            "Choices",
+            "Range",
+            "SearchSpace",
+            "choice_label",
+        ],
+        "._study": [
+            "PrunerSettings",
+            "SamplerSettings",
+            "StudyFile",
+            "StudySettings",
+            "describe_budget",
+            "describe_search",
+            "describe_study",
+        ],
+        "._study_load": [
+            "load_study_file",
+            "parse_study_file",
+        ],
+        "._yaml": [
+            "MAX_DEPTH",
+            "MAX_FILE_BYTES",
+            "MAX_NODES",
+            "YamlDocument",
+            "parse_yaml",
+            "read_yaml",
+        ],
+    },
+)

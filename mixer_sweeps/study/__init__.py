@@ -1,12 +1,16 @@
-"""Optuna studies over run specs: study files, the objective, storages and the runner.
+"""Executing a study: storages, the claim loop, worker processes, recovery and launch.
 
-Modules, bottom up: ``_record`` (what a trial is), ``_layout`` (where a study keeps its files),
-``_space`` and ``_file`` (the study file), ``_algorithms`` (samplers, pruners), ``_storage``,
-``_locks`` (the claim lock), ``_liveness`` (who runs a trial, its heartbeat, whether it lives) and
-``_recovery`` (dead workers' trials), ``_faults`` (the machine's faults),
-``_objective`` (one trial), ``_describe`` and ``_monitor`` (text for people), ``_worker`` (the
-claim loop), ``_processes`` (supervising workers), ``_runner`` (one run of a study),
-``_summary`` and ``_launch`` (workers as SLURM or local batch jobs, through submitit).
+Modules, bottom up: ``_quiet`` (Optuna's logging silenced), ``_journal`` (the journal file's lock
+and the repair of a torn record), ``_storage`` (which storage, opened), ``_locks`` (the claim
+lock), ``_liveness`` (who runs a trial, its heartbeat, whether it lives), ``_recovery`` (dead
+workers' trials failed and queued again), ``_faults`` (the machine's faults), ``_algorithms``
+(Optuna samplers and pruners built from the study file), ``_objective`` (one trial),
+``_monitor`` (the live display), ``_worker`` (the claim loop), ``_placement`` (workers on
+cores and GPUs), ``_processes`` (supervising workers), ``_runner`` (one run of a study),
+``_job`` (one batch job: a worker that checkpoints itself), ``_launch`` (a launch planned: SLURM
+or local batch jobs through submitit) and ``_submit`` (the jobs submitted and waited for).
+The study file itself is in ``mixer_sweeps.spec``; reading a study back is
+``mixer_sweeps.results``.
 
 Each name imports its module on first use (see ``mixer_sweeps._lazy``).
 """
@@ -21,41 +25,21 @@ __all__, __getattr__ = lazy_exports(
             "make_sampler",
             "stream_seed",
         ],
-        "._best": [
-            "TrialSpec",
-            "trial_run_spec",
-            "trial_seeds",
-        ],
-        "._describe": [
-            "describe_counts",
-            "describe_search",
-            "format_params",
-            "format_value",
-            "short_names",
-        ],
         "._faults": [
             "machine_fault",
         ],
-        "._file": [
-            "PrunerSettings",
-            "SamplerSettings",
-            "StudyFile",
-            "StudySettings",
-            "describe_study",
-            "load_study_file",
-            "parse_study_file",
-        ],
-        "._launch": [
-            "Launched",
-            "LaunchError",
-            "LaunchPlan",
+        "._job": [
             "StudyJob",
+        ],
+        "._submit": [
+            "Launched",
             "launch_study",
-            "plan_launch",
             "wait_for_jobs",
         ],
-        "._layout": [
-            "StudyLayout",
+        "._launch": [
+            "LaunchError",
+            "LaunchPlan",
+            "plan_launch",
         ],
         "._liveness": [
             "WorkerIdentity",
@@ -75,33 +59,10 @@ __all__, __getattr__ = lazy_exports(
             "Placement",
             "parse_gpus",
             "place_workers",
-        ],
-        "._retrain": [
-            "RETRAIN_DIR",
-            "RetrainError",
-            "RetrainPlan",
-            "RunOutcome",
-            "best_configurations",
-            "check_retrain",
-            "plan_retrain",
-            "plan_spec_retrain",
-            "run_retrain",
-        ],
-        "._plan": [
-            "StudyPlan",
-            "plan_study",
+            "usable_cores",
         ],
         "._quiet": [
             "optuna_quiet",
-        ],
-        "._record": [
-            "TrialCounts",
-            "TrialRecord",
-            "best_trial",
-            "count_trials",
-            "is_surplus",
-            "records",
-            "retried_numbers",
         ],
         "._recovery": [
             "MAX_RETRIES",
@@ -114,19 +75,6 @@ __all__, __getattr__ = lazy_exports(
             "StudyRun",
             "run_study",
         ],
-        "._space": [
-            "Choices",
-            "Range",
-            "SearchSpace",
-            "choice_label",
-        ],
-        "._status": [
-            "StudyStatus",
-            "find_studies",
-            "format_duration",
-            "ranked",
-            "study_status",
-        ],
         "._storage": [
             "STORAGE_ENV",
             "check_storage_url",
@@ -135,9 +83,6 @@ __all__, __getattr__ = lazy_exports(
             "open_storage",
             "resolve_storage",
             "storage_timeout_s",
-        ],
-        "._summary": [
-            "print_summary",
         ],
     },
 )

@@ -5,8 +5,7 @@ from __future__ import annotations
 import numpy as np
 import optuna
 
-from mixer_sweeps.study._file import PrunerSettings, SamplerSettings
-from mixer_sweeps.study._space import SearchSpace
+from mixer_sweeps.spec import PrunerSettings, SamplerSettings, SearchSpace
 
 
 def make_sampler(

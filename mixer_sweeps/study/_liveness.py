@@ -39,8 +39,8 @@ from optuna.exceptions import UpdateFinishedTrialError
 from optuna.storages import BaseStorage
 from optuna.trial import FrozenTrial, TrialState
 
-from mixer_sweeps.study import _record as attr
-from mixer_sweeps.study._record import TrialRecord
+from mixer_sweeps.results import TrialAttr as attr
+from mixer_sweeps.results import TrialRecord
 from mixer_sweeps.study._storage import heartbeat_grace_s, heartbeat_interval_s
 
 

@@ -17,18 +17,16 @@ from rich.progress_bar import ProgressBar
 from rich.table import Table
 from rich.text import Text
 
-from mixer_sweeps.study._describe import (
-    describe_counts,
-    format_outcome,
-    format_params,
-    short_names,
-)
-from mixer_sweeps.study._record import (
+from mixer_sweeps.results import (
     TrialRecord,
     best_trial,
     count_trials,
+    describe_counts,
+    format_outcome,
+    format_params,
     records,
     retried_numbers,
+    short_names,
 )
 
 _STATE_STYLES = {

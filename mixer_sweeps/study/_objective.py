@@ -7,7 +7,7 @@ the other seeds only train once it has finished unpruned. Averaging per-epoch re
 would need every seed trained in lockstep; judging on one seed costs one seed's noise in the
 pruning decision and never trains a pruned configuration more than once.
 
-What a trial keeps is a :class:`~mixer_sweeps.study._record.TrialRecord`, stored as user attrs.
+What a trial keeps is a :class:`~mixer_sweeps.results._record.TrialRecord`, stored as user attrs.
 """
 
 from __future__ import annotations
@@ -28,13 +28,11 @@ from optuna.trial import FrozenTrial, TrialState
 
 from mixer_sweeps._signals import Interrupt
 from mixer_sweeps.data import DatasetSplits, load_data
-from mixer_sweeps.spec import DataSpec, RunSpec, SpecError
-from mixer_sweeps.study import _record as attr
+from mixer_sweeps.results import StudyLayout, TrialRecord
+from mixer_sweeps.results import TrialAttr as attr
+from mixer_sweeps.spec import DataSpec, RunSpec, SpecError, StudyFile
 from mixer_sweeps.study._faults import machine_fault
-from mixer_sweeps.study._file import StudyFile
-from mixer_sweeps.study._layout import StudyLayout
 from mixer_sweeps.study._liveness import why_abandoned
-from mixer_sweeps.study._record import TrialRecord
 from mixer_sweeps.tracking import make_trackers
 from mixer_sweeps.training import (
     CHECKPOINT_FILE,

@@ -22,9 +22,9 @@ from optuna.exceptions import UpdateFinishedTrialError
 from optuna.storages import BaseStorage
 from optuna.trial import FrozenTrial, TrialState
 
-from mixer_sweeps.study import _record as attr
+from mixer_sweeps.results import TrialAttr as attr
+from mixer_sweeps.results import is_surplus
 from mixer_sweeps.study._liveness import why_abandoned
-from mixer_sweeps.study._record import is_surplus
 
 MAX_RETRIES = 3
 """A configuration whose worker died is queued again this many times, then counts as failed."""
@@ -55,7 +55,7 @@ def requeue_trial(
     max_retries: int | None = MAX_RETRIES,
 ) -> bool:
     """Queue ``trial``'s configuration again as a new WAITING trial; False past ``max_retries``,
-    and for a claim that gave way (:func:`~mixer_sweeps.study._record.is_surplus`): it was never
+    and for a claim that gave way (:func:`~mixer_sweeps.results._record.is_surplus`): it was never
     a trial of the study.
 
     ``crashed``: ``trial`` failed because its worker died; such attempts are counted (the

@@ -21,15 +21,21 @@ import yaml
 from optuna.trial import FrozenTrial
 from rich.console import Console
 
-from mixer_sweeps.study._describe import describe_budget, describe_counts, describe_search
-from mixer_sweeps.study._file import StudyFile
-from mixer_sweeps.study._layout import StudyLayout
+from mixer_sweeps.results import (
+    StudyLayout,
+    TrialCounts,
+    TrialRecord,
+    best_trial,
+    count_trials,
+    describe_counts,
+    records,
+)
+from mixer_sweeps.spec import StudyFile, describe_budget, describe_search
 from mixer_sweeps.study._locks import FileLock
 from mixer_sweeps.study._monitor import StudyMonitor
 from mixer_sweeps.study._placement import Placement, place_workers, usable_cores, visible_gpus
 from mixer_sweeps.study._processes import run_here, run_processes
 from mixer_sweeps.study._quiet import optuna_quiet
-from mixer_sweeps.study._record import TrialCounts, TrialRecord, best_trial, count_trials, records
 from mixer_sweeps.study._storage import (
     check_storage_url,
     describe_storage,

@@ -37,23 +37,22 @@ import optuna
 from optuna.trial import FrozenTrial, TrialState
 
 from mixer_sweeps._signals import Interrupt
-from mixer_sweeps.study._algorithms import make_pruner, make_sampler, stream_sampler
-from mixer_sweeps.study._faults import machine_fault
-from mixer_sweeps.study._file import StudyFile
-from mixer_sweeps.study._layout import StudyLayout
-from mixer_sweeps.study._liveness import WorkerPresence
-from mixer_sweeps.study._locks import FileLock
-from mixer_sweeps.study._objective import DataCache, Objective, TrialAbandoned
-from mixer_sweeps.study._placement import Placement
-from mixer_sweeps.study._quiet import optuna_quiet
-from mixer_sweeps.study._record import (
-    RETRY_HISTORY,
-    SURPLUS,
+from mixer_sweeps.results import (
+    StudyLayout,
+    TrialAttr,
     TrialRecord,
     count_trials,
     records,
     retried_numbers,
 )
+from mixer_sweeps.spec import StudyFile
+from mixer_sweeps.study._algorithms import make_pruner, make_sampler, stream_sampler
+from mixer_sweeps.study._faults import machine_fault
+from mixer_sweeps.study._liveness import WorkerPresence
+from mixer_sweeps.study._locks import FileLock
+from mixer_sweeps.study._objective import DataCache, Objective, TrialAbandoned
+from mixer_sweeps.study._placement import Placement
+from mixer_sweeps.study._quiet import optuna_quiet
 from mixer_sweeps.study._recovery import recover_abandoned_trials, requeue_trial
 from mixer_sweeps.study._storage import open_storage
 from mixer_sweeps.training import Callback
@@ -126,7 +125,7 @@ def work(
                 nonlocal first_trial, surplus
                 if config.n_trials is not None and _beyond_budget(study, trial, config.n_trials):
                     surplus = True
-                    study._storage.set_trial_system_attr(trial._trial_id, SURPLUS, True)
+                    study._storage.set_trial_system_attr(trial._trial_id, TrialAttr.SURPLUS, True)
                     raise TrialSurplus(f"trial {trial.number} is past n_trials={config.n_trials}")
                 if first_trial:
                     first_trial = False
@@ -201,7 +200,7 @@ def enqueue_configurations(study: optuna.Study, study_file: StudyFile) -> int:
 
 def requeue_failed(study: optuna.Study) -> list[int]:
     """Queue again every failed trial that counts as failed (see
-    :func:`~mixer_sweeps.study._record.count_trials`); returns the numbers of those queued.
+    :func:`~mixer_sweeps.results._record.count_trials`); returns the numbers of those queued.
 
     Run under the claim lock. The retries are not counted as crashes, so they never use up a
     configuration's :data:`~mixer_sweeps.study._recovery.MAX_RETRIES`. A claim that gave way
@@ -220,7 +219,7 @@ def requeue_failed(study: optuna.Study) -> list[int]:
 
 
 class TrialSurplus(Exception):
-    """A trial claimed past ``n_trials``; see :data:`~mixer_sweeps.study._record.SURPLUS`."""
+    """A trial claimed past ``n_trials``; see :attr:`~mixer_sweeps.results.TrialAttr.SURPLUS`."""
 
 
 def _beyond_budget(study: optuna.Study, trial: optuna.Trial, n_trials: int) -> bool:
@@ -234,7 +233,7 @@ def _beyond_budget(study: optuna.Study, trial: optuna.Trial, n_trials: int) -> b
     if trial.number < n_trials:
         return False
     frozen = study._storage.get_trial(trial._trial_id)
-    if "fixed_params" in frozen.system_attrs or RETRY_HISTORY in frozen.system_attrs:
+    if "fixed_params" in frozen.system_attrs or TrialAttr.RETRY_HISTORY in frozen.system_attrs:
         return False
     trials = records(study.get_trials(deepcopy=False))
     retried = retried_numbers(trials)  # from every trial: a retry's number is above its attempt

@@ -26,36 +26,7 @@ from typing import Any
 
 from optuna.trial import FrozenTrial, TrialState
 
-WORKER = "worker"
-RUN_DIR = "run_dir"
-REASON = "reason"
-SEEDS = "seeds"
-BEST_VAL_ACC = "best_val_acc"
-TEST_ACC = "test_acc"
-EPOCHS = "epochs"
-NUM_PARAMS = "num_params"
-SECONDS = "seconds"
-METRIC = "metric"
-DIRECTION = "direction"
-RETRY_OF = "retry_of"
-FIRST_ATTEMPT = "first_attempt"
-DUPLICATE_OF = "duplicate_of"
-RESUMED = "resumed"
-ABANDONED = "abandoned"
-CRASHED = "crashed"
-SURPLUS = "surplus"
-"""System attr: a trial claimed past ``n_trials`` in the same instant as another, by a worker in
-another results folder (whose claim lock is not this one's); ended at once, and not a trial of
-the study at all: :func:`records` and :func:`count_trials` leave it out (see :func:`is_surplus`),
-and it is never queued again."""
-RETRY_HISTORY = "retry_history"
-"""System attr: the numbers of the failed attempts of this trial's configuration."""
-FAILED_TRIAL = "failed_trial"
-"""System attr: the number of the first attempt of this trial's configuration."""
-CRASH_HISTORY = "crash_history"
-"""System attr: the failed attempts of this configuration whose worker died (see ``_recovery``)."""
-HEARTBEAT = "heartbeat"
-"""System attr: ``time.time()`` when the trial's worker last said it was alive (``_liveness``)."""
+from mixer_sweeps.results._attrs import TrialAttr
 
 
 @dataclass(frozen=True)
@@ -141,21 +112,21 @@ class TrialRecord:
     def to_attrs(self) -> dict[str, Any]:
         """The outcome as Optuna user attrs (JSON values), the keys :meth:`from_trial` reads."""
         attrs: dict[str, Any] = {
-            SEEDS: list(self.seeds),
-            BEST_VAL_ACC: list(self.best_val_acc),
-            TEST_ACC: list(self.test_acc),
-            EPOCHS: list(self.epochs),
-            REASON: self.reason,
-            METRIC: self.metric,
-            DIRECTION: self.direction,
+            TrialAttr.SEEDS: list(self.seeds),
+            TrialAttr.BEST_VAL_ACC: list(self.best_val_acc),
+            TrialAttr.TEST_ACC: list(self.test_acc),
+            TrialAttr.EPOCHS: list(self.epochs),
+            TrialAttr.REASON: self.reason,
+            TrialAttr.METRIC: self.metric,
+            TrialAttr.DIRECTION: self.direction,
         }
-        if self.objective != BEST_VAL_ACC:  # val_acc's best is ``best_val_acc`` itself
+        if self.objective != TrialAttr.BEST_VAL_ACC:  # val_acc's best is ``best_val_acc`` itself
             attrs[self.objective] = list(self.best)
         optional = {
-            NUM_PARAMS: self.num_params,
-            SECONDS: self.seconds,
-            RUN_DIR: self.run_dir,
-            DUPLICATE_OF: self.duplicate_of,
+            TrialAttr.NUM_PARAMS: self.num_params,
+            TrialAttr.SECONDS: self.seconds,
+            TrialAttr.RUN_DIR: self.run_dir,
+            TrialAttr.DUPLICATE_OF: self.duplicate_of,
         }
         attrs.update({k: v for k, v in optional.items() if v is not None})
         return attrs
@@ -163,32 +134,32 @@ class TrialRecord:
     @classmethod
     def from_trial(cls, trial: FrozenTrial) -> TrialRecord:
         attrs = trial.user_attrs
-        metric = attrs.get(METRIC, "val_acc")
+        metric = attrs.get(TrialAttr.METRIC, "val_acc")
         return cls(
             number=trial.number,
             state=trial.state,
             params=dict(trial.params),
             value=trial.value if trial.values is not None and len(trial.values) == 1 else None,
-            seeds=tuple(attrs.get(SEEDS) or ()),
+            seeds=tuple(attrs.get(TrialAttr.SEEDS) or ()),
             metric=metric,
-            direction=attrs.get(DIRECTION, "maximize"),
+            direction=attrs.get(TrialAttr.DIRECTION, "maximize"),
             best=tuple(attrs.get(f"best_{metric}") or ()),
-            best_val_acc=tuple(attrs.get(BEST_VAL_ACC) or ()),
-            test_acc=tuple(attrs.get(TEST_ACC) or ()),
-            epochs=tuple(attrs.get(EPOCHS) or ()),
-            num_params=attrs.get(NUM_PARAMS),
-            seconds=attrs.get(SECONDS),
-            reason=attrs.get(REASON, ""),
-            run_dir=attrs.get(RUN_DIR),
-            worker=attrs.get(WORKER),
-            retry_of=attrs.get(RETRY_OF),
-            first_attempt=attrs.get(FIRST_ATTEMPT),
-            duplicate_of=attrs.get(DUPLICATE_OF),
-            resumed=attrs.get(RESUMED),
-            abandoned=bool(attrs.get(ABANDONED, False)),
-            crashed=bool(attrs.get(CRASHED, False)),
-            retry_history=tuple(trial.system_attrs.get(RETRY_HISTORY) or ()),
-            heartbeat=trial.system_attrs.get(HEARTBEAT),
+            best_val_acc=tuple(attrs.get(TrialAttr.BEST_VAL_ACC) or ()),
+            test_acc=tuple(attrs.get(TrialAttr.TEST_ACC) or ()),
+            epochs=tuple(attrs.get(TrialAttr.EPOCHS) or ()),
+            num_params=attrs.get(TrialAttr.NUM_PARAMS),
+            seconds=attrs.get(TrialAttr.SECONDS),
+            reason=attrs.get(TrialAttr.REASON, ""),
+            run_dir=attrs.get(TrialAttr.RUN_DIR),
+            worker=attrs.get(TrialAttr.WORKER),
+            retry_of=attrs.get(TrialAttr.RETRY_OF),
+            first_attempt=attrs.get(TrialAttr.FIRST_ATTEMPT),
+            duplicate_of=attrs.get(TrialAttr.DUPLICATE_OF),
+            resumed=attrs.get(TrialAttr.RESUMED),
+            abandoned=bool(attrs.get(TrialAttr.ABANDONED, False)),
+            crashed=bool(attrs.get(TrialAttr.CRASHED, False)),
+            retry_history=tuple(trial.system_attrs.get(TrialAttr.RETRY_HISTORY) or ()),
+            heartbeat=trial.system_attrs.get(TrialAttr.HEARTBEAT),
             intermediate=dict(trial.intermediate_values),
             started=trial.datetime_start,
             duration=trial.duration,
@@ -203,8 +174,8 @@ def is_surplus(trial: FrozenTrial) -> bool:
     does), and those retries trained.
     """
     return (
-        bool(trial.system_attrs.get(SURPLUS))
-        and RETRY_HISTORY not in trial.system_attrs
+        bool(trial.system_attrs.get(TrialAttr.SURPLUS))
+        and TrialAttr.RETRY_HISTORY not in trial.system_attrs
         and trial.state not in (TrialState.COMPLETE, TrialState.PRUNED)
         and not trial.intermediate_values
     )

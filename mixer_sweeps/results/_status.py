@@ -25,9 +25,9 @@ from typing import Any
 from optuna.study import StudyDirection
 from optuna.trial import TrialState
 
-from mixer_sweeps.study._layout import StudyLayout
-from mixer_sweeps.study._liveness import WorkerIdentity, why_abandoned
-from mixer_sweeps.study._record import TrialCounts, TrialRecord, count_trials
+from mixer_sweeps.results._layout import StudyLayout
+from mixer_sweeps.results._record import TrialCounts, TrialRecord, count_trials
+from mixer_sweeps.study import WorkerIdentity, why_abandoned
 
 
 @dataclass(frozen=True)

@@ -6,8 +6,8 @@ import statistics
 
 from rich.console import Console
 
-from mixer_sweeps.study._describe import describe_counts, format_epochs, format_value
-from mixer_sweeps.study._runner import StudyRun
+from mixer_sweeps.results._describe import describe_counts, format_epochs, format_value
+from mixer_sweeps.study import StudyRun
 
 
 def print_summary(run: StudyRun, console: Console) -> None:

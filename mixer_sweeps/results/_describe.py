@@ -6,25 +6,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from mixer_sweeps.study._record import TrialCounts, TrialRecord
-
-
-def describe_search(settings: Mapping[str, Any]) -> str:
-    """``tpe sampler (seed 0), median pruner`` from a ``study:`` section (model or dict)."""
-    sampler, pruner = dict(settings.get("sampler") or {}), dict(settings.get("pruner") or {})
-    text = f"{sampler.get('type')} sampler"
-    if sampler.get("seed") is not None:
-        text += f" (seed {sampler['seed']})"
-    kind = pruner.get("type")
-    return text + (", no pruner" if kind in (None, "none") else f", {kind} pruner")
-
-
-def describe_budget(n_trials: int | None, timeout: float | None) -> str:
-    """``16 trials, timeout 600 s``."""
-    budget = [] if n_trials is None else [f"{n_trials} trials"]
-    if timeout is not None:
-        budget.append(f"timeout {timeout:g} s")
-    return ", ".join(budget)
+from mixer_sweeps.results._record import TrialCounts, TrialRecord
 
 
 def describe_counts(counts: TrialCounts) -> str:

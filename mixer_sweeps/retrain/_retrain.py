@@ -42,17 +42,16 @@ from typing import Any
 import yaml
 from optuna.trial import TrialState
 
+from mixer_sweeps.results import StudyLayout, TrialRecord, count_trials
 from mixer_sweeps.spec import (
     SEED_LIMIT,
     RunSpec,
+    StudyFile,
     YamlDocument,
     apply_overrides,
     read_yaml,
     validate_model,
 )
-from mixer_sweeps.study._file import StudyFile
-from mixer_sweeps.study._layout import StudyLayout
-from mixer_sweeps.study._record import TrialRecord, count_trials
 from mixer_sweeps.training import CHECKPOINT_FILE, METRICS_FILE, SPEC_FILE, Callback
 
 RETRAIN_DIR = "retrain"
@@ -366,7 +365,7 @@ def run_retrain(
     each run's outcome, finished now or before. A KeyboardInterrupt leaves the checkpoint of the
     running seed for the next retrain.
     """
-    from mixer_sweeps.study._objective import DataCache
+    from mixer_sweeps.study import DataCache
 
     check_retrain(plan)
     data = DataCache()

@@ -13,17 +13,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from mixer_sweeps.spec import SpecError, read_yaml
-from mixer_sweeps.study import (
-    SearchSpace,
-    StudyLayout,
-    TrialRecord,
-    check_storage_url,
-    journal_path,
-    open_storage,
-    records,
-    resolve_storage,
-)
+from mixer_sweeps.results._layout import StudyLayout
+from mixer_sweeps.results._record import TrialRecord, records
+from mixer_sweeps.spec import SearchSpace, SpecError, read_yaml
+from mixer_sweeps.study import check_storage_url, journal_path, open_storage, resolve_storage
 
 if TYPE_CHECKING:
     import optuna
@@ -90,7 +83,7 @@ def find_study(
         ReportError: nothing was run there, or its storage is a journal file that is not there.
         SpecError: ``target`` is a study file with mistakes.
     """
-    from mixer_sweeps.study import load_study_file
+    from mixer_sweeps.spec import load_study_file
 
     path = Path(target)
     if path.is_dir():

@@ -17,17 +17,17 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from mixer_sweeps.results._layout import StudyLayout
+from mixer_sweeps.results._record import TrialRecord
 from mixer_sweeps.spec import (
     RunSpec,
+    SearchSpace,
     YamlDocument,
     apply_overrides,
     load_run_spec,
     validate_model,
     with_overrides,
 )
-from mixer_sweeps.study._layout import StudyLayout
-from mixer_sweeps.study._record import TrialRecord
-from mixer_sweeps.study._space import SearchSpace
 from mixer_sweeps.training import SPEC_FILE
 
 
@@ -94,7 +94,7 @@ def _rebuild(
     space: SearchSpace,
     seed: int | None,
 ) -> RunSpec:
-    """The spec as :meth:`~mixer_sweeps.study._file.StudyFile.trial_spec` built it."""
+    """The spec as :meth:`~mixer_sweeps.spec._study.StudyFile.trial_spec` built it."""
     first = trial.first_attempt if trial.first_attempt is not None else trial.number
     name = f"{study_name}-{first}" + ("" if seed is None else f"-seed{seed}")
     extra: dict[str, Any] = {"name": name}

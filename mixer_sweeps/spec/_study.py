@@ -1,0 +1,308 @@
+"""Study files: a base run spec, values held fixed, and a search space over dotted spec paths.
+
+.. code-block:: yaml
+
+    study:
+      name: width_depth
+      base: ../specs/mixer_nano_cifar10.yaml   # relative to this file; or a top-level `run:`
+      n_trials: 40
+      sampler: {type: tpe, seed: 0}
+      pruner: {type: hyperband, min_epochs: 3}
+    fixed:
+      optim.epochs: 60
+    space:
+      model.depth: {choices: [4, 8, 12]}
+      optim.lr: {low: 1e-4, high: 3e-3, log: true}
+
+Everything that can be known before a trial trains is checked when the file is loaded, and every
+problem is reported at once as one :class:`~mixer_sweeps.spec.SpecError`: unknown paths, empty or
+reversed ranges, and each choice (and each end of each range) applied alone to the base spec, so a
+patch size that cannot divide the image stops the study before anything trains.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from pydantic import Field, model_validator
+
+from mixer_sweeps.spec._errors import FieldError
+from mixer_sweeps.spec._load import apply_overrides, validate_model
+from mixer_sweeps.spec._run import NAME_PATTERN, SEED_LIMIT, RunSpec, SpecSection
+from mixer_sweeps.spec._space import Choices, Range, SearchSpace
+from mixer_sweeps.spec._yaml import YamlDocument
+from mixer_sweeps.training import HISTORY_COLUMNS
+
+SamplerType = Literal["tpe", "random", "grid", "cmaes", "qmc"]
+PrunerType = Literal["median", "hyperband", "successive_halving", "none"]
+
+Metric = Literal[tuple(c for c in HISTORY_COLUMNS if c != "epoch")]  # type: ignore[misc]
+Direction = Literal["maximize", "minimize"]
+METRIC_DIRECTIONS: dict[str, Direction] = {
+    "train_loss": "minimize",
+    "val_loss": "minimize",
+    "seconds": "minimize",
+    "train_acc": "maximize",
+    "val_acc": "maximize",
+    "images_per_s": "maximize",
+}
+"""The direction a metric takes when ``study.direction`` is not given; ``lr`` has none. A
+direction against the name (maximise a loss) is allowed: it is what the file says."""
+
+# Every trial gets its own name, so searching or fixing these would be meaningless.
+
+MAX_GRID_POINTS = 1_000_000
+"""Most points a grid study may have: Optuna's grid sampler lists every one of them."""
+
+
+class SamplerSettings(SpecSection):
+    """How the next configuration is chosen."""
+
+    type: SamplerType = Field(
+        "tpe",
+        description="tpe (multivariate TPE), random, grid (every point once), cmaes, qmc (Sobol).",
+    )
+    seed: int | None = Field(
+        0,
+        ge=0,
+        lt=SEED_LIMIT,
+        description="Seed of the sampler; null draws a fresh one. Each worker process derives"
+        " its own seed from it and the number of its first trial, so workers never replay each"
+        " other's draws; the worker that runs trial 0 uses the seed itself.",
+    )
+    startup_trials: int | None = Field(
+        None,
+        ge=0,
+        description="tpe and cmaes only: random trials before the model takes over"
+        " [default: 10 for tpe, 1 for cmaes].",
+    )
+
+    @model_validator(mode="after")
+    def _startup_applies(self) -> SamplerSettings:
+        if self.startup_trials is not None and self.type not in ("tpe", "cmaes"):
+            raise FieldError(
+                [
+                    (
+                        "sampler.startup_trials",
+                        f"only applies to the tpe and cmaes samplers but the sampler is"
+                        f" {self.type!r}",
+                    )
+                ]
+            )
+        return self
+
+
+class PrunerSettings(SpecSection):
+    """When a lagging trial is stopped, judged on its per-epoch validation accuracy."""
+
+    type: PrunerType = Field("median", description="median, hyperband, successive_halving, none.")
+    min_epochs: int = Field(
+        1, ge=1, description="No trial is pruned before it has trained this many epochs."
+    )
+    startup_trials: int = Field(
+        5, ge=0, description="median only: trials that finish before any trial is pruned."
+    )
+    reduction_factor: int = Field(
+        3,
+        ge=2,
+        description="hyperband and successive_halving: 1/reduction_factor of the trials reaching"
+        " a rung go on to the next.",
+    )
+
+
+class StudySettings(SpecSection):
+    """The `study:` section."""
+
+    name: str = Field(
+        pattern=NAME_PATTERN,
+        max_length=128,
+        description="Study name in the storage; results go to <results>/<name>/.",
+    )
+    base: str | None = Field(
+        None,
+        description="Base run spec, relative to the study file; or give the spec inline as a"
+        " top-level `run:` mapping.",
+    )
+    metric: Metric = Field(
+        "val_acc",
+        description="A per-epoch field of the trainer's history (val_acc, val_loss, train_loss,"
+        " ...): reported every epoch for pruning; a trial's value is its best over the epochs"
+        " (the mean over replicates).",
+    )
+    direction: Direction | None = Field(
+        None,
+        description="maximize or minimize the metric [default: by its name: minimize losses and"
+        " seconds, maximize accuracies and images_per_s].",
+    )
+    n_trials: int | None = Field(
+        None,
+        ge=1,
+        description="Trials in total, across all workers and runs [default for grid: the grid"
+        " size].",
+    )
+    timeout: float | None = Field(
+        None, gt=0, description="Seconds after which no new trial starts; null for no limit."
+    )
+    sampler: SamplerSettings = Field(default_factory=SamplerSettings)
+    pruner: PrunerSettings = Field(default_factory=PrunerSettings)
+    replicates: int = Field(
+        1,
+        ge=1,
+        le=1000,
+        description="Seeds per configuration (spec seed, seed + 1, ...); the objective is the"
+        " mean of their best val accuracies.",
+    )
+    storage: str | None = Field(
+        None,
+        description="Optuna storage URL (sqlite:///..., postgresql://...) or journal:PATH;"
+        " null keeps a journal file under <results>/<name>/.",
+    )
+    skip_duplicates: bool = Field(
+        True,
+        description="A configuration that an earlier trial completed or had pruned is not"
+        " trained again: the trial takes that trial's outcome (and counts towards n_trials)."
+        " One that an earlier trial is training now is waited for, then taken likewise (trained"
+        " after all if that trial fails). Samplers often repeat points of a discrete space, and"
+        " on a fixed seed a repeat only costs time.",
+    )
+
+    @model_validator(mode="after")
+    def _direction_of_metric(self) -> StudySettings:
+        if self.direction is None:
+            direction = METRIC_DIRECTIONS.get(self.metric)
+            if direction is None:
+                raise FieldError(
+                    [
+                        (
+                            "metric",
+                            f"{self.metric!r} has no default direction; give study.direction:"
+                            " maximize or minimize",
+                        )
+                    ]
+                )
+            # Frozen: filled once here, so every reader (fingerprint, runner) sees it set.
+            object.__setattr__(self, "direction", direction)
+        return self
+
+
+@dataclass(frozen=True)
+class StudyFile:
+    """A loaded, validated study file: what :func:`~mixer_sweeps.study.run_study` runs."""
+
+    settings: StudySettings
+    space: SearchSpace
+    fixed: dict[str, Any]
+    base_data: dict[str, Any]
+    """The base run spec as written, with the fixed values applied."""
+    base_spec: RunSpec
+    """``base_data`` validated."""
+    source: str
+    enqueue: tuple[dict[str, Any], ...] = ()
+    """Hand-picked configurations tried first, as Optuna params (choices by their labels); each
+    may give only some of the searched paths, and the sampler picks the others."""
+
+    @property
+    def name(self) -> str:
+        return self.settings.name
+
+    @property
+    def n_trials(self) -> int | None:
+        """Trials in total; for a grid without ``n_trials``, every grid point once."""
+        if self.settings.n_trials is None and self.settings.sampler.type == "grid":
+            return self.space.grid_size()
+        return self.settings.n_trials
+
+    @property
+    def seeds(self) -> list[int]:
+        return [self.base_spec.seed + i for i in range(self.settings.replicates)]
+
+    @property
+    def max_epochs(self) -> int:
+        """The most epochs any trial can train (the pruners' maximum resource)."""
+        return most_epochs(self.space, self.base_spec)
+
+    def trial_spec(
+        self, overrides: dict[str, Any], *, name: str, seed: int | None = None
+    ) -> RunSpec:
+        """The run spec of one trial: the base, then the fixed values, then ``overrides``."""
+        extra: dict[str, Any] = {"name": name}
+        if seed is not None:
+            extra["seed"] = seed
+        data = apply_overrides(self.base_data, {**overrides, **extra})
+        return validate_model(RunSpec, data, YamlDocument(data, {}, f"trial {name}"))
+
+    def variants(self) -> Iterator[tuple[str, RunSpec]]:
+        """The base spec, then each choice (each end of each range) applied alone to it.
+
+        Each with a label saying which (``studies/s.yaml with model.depth=12``): what ``sweeps
+        run`` checks against the machine (device, memory) before any trial starts.
+        """
+        yield f"{self.source} (the base spec)", self.base_spec
+        for dim in self.space.dims:
+            values = dim.values if isinstance(dim, Choices) else (dim.low, dim.high)
+            for value in values:
+                spec = self.trial_spec({dim.path: value}, name=self.name)
+                yield f"{self.source} with {dim.path}={value!r}", spec
+
+    def fingerprint(self) -> str:
+        """Hash of what makes trials comparable: base spec, fixed values, space, replicates.
+
+        Where a trial trains (``train``) and what it reports to (``tracking``) are left out, so a
+        study can move between machines.
+        """
+        base = self.base_spec.model_dump(mode="json", exclude={"name", "train", "tracking"})
+        payload = {
+            "base": base,
+            "space": self.space.describe(),
+            "replicates": self.settings.replicates,
+            "metric": self.settings.metric,
+        }
+        # Only where it differs from val_acc's only direction, so older studies keep their hash.
+        if self.settings.direction != "maximize":
+            payload["direction"] = self.settings.direction
+        text = json.dumps(payload, sort_keys=True, separators=(",", ":"))
+        return hashlib.sha256(text.encode("utf-8")).hexdigest()[:16]
+
+
+def describe_study(study_file: StudyFile) -> str:
+    """One line about a study, for ``sweeps validate``."""
+    s = study_file.settings
+    dims = len(study_file.space.dims)
+    return (
+        f"study {study_file.name}: {dims} dimension{'s' if dims != 1 else ''},"
+        f" {describe_budget(study_file.n_trials, s.timeout)},"
+        f" {describe_search(s.model_dump())}, base {study_file.base_spec.name}"
+    )
+
+
+def describe_search(settings: Mapping[str, Any]) -> str:
+    """``tpe sampler (seed 0), median pruner`` from a ``study:`` section (model or dict)."""
+    sampler, pruner = dict(settings.get("sampler") or {}), dict(settings.get("pruner") or {})
+    text = f"{sampler.get('type')} sampler"
+    if sampler.get("seed") is not None:
+        text += f" (seed {sampler['seed']})"
+    kind = pruner.get("type")
+    return text + (", no pruner" if kind in (None, "none") else f", {kind} pruner")
+
+
+def describe_budget(n_trials: int | None, timeout: float | None) -> str:
+    """``16 trials, timeout 600 s``."""
+    budget = [] if n_trials is None else [f"{n_trials} trials"]
+    if timeout is not None:
+        budget.append(f"timeout {timeout:g} s")
+    return ", ".join(budget)
+
+
+def most_epochs(space: SearchSpace, base_spec: RunSpec) -> int:
+    dim = space.get("optim.epochs")
+    if isinstance(dim, Range):
+        return int(dim.high)
+    if isinstance(dim, Choices):
+        epochs = [v for v in dim.values if isinstance(v, int) and not isinstance(v, bool)]
+        if epochs:
+            return max(epochs)
+    return base_spec.optim.epochs
