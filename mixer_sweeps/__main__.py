@@ -1,18 +1,20 @@
 """``python -m mixer_sweeps`` and the ``sweeps`` command.
 
-Kept apart from ``_cli`` so that a Ctrl-C while the command line is still importing ends the
-process with one line and exit code 130, like a Ctrl-C at any later moment.
+Kept apart from ``mixer_sweeps.cli`` so that a Ctrl-C while the command line is still importing
+ends the process with one line and exit code 130, like a Ctrl-C at any later moment.
 """
 
 import sys
 
+from mixer_sweeps._exit import EXIT_INTERRUPTED
+
 
 def main() -> None:
     try:
-        from mixer_sweeps._cli import main as run_cli
+        from mixer_sweeps.cli import main as run_cli
     except KeyboardInterrupt:
         sys.stderr.write("interrupted\n")
-        sys.exit(130)
+        sys.exit(EXIT_INTERRUPTED)
     run_cli()
 
 

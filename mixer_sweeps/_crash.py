@@ -28,10 +28,9 @@ from typing import Any, NoReturn
 import typer
 from typer.core import TyperGroup
 
+from mixer_sweeps._exit import EXIT_ERROR, EXIT_INTERRUPTED
 from mixer_sweeps._signals import redeliver_unraisable_interrupts
 
-EXIT_ERROR = 1
-EXIT_INTERRUPTED = 130
 LOG_DIR_NAME = "mixer-sweeps/logs"
 
 

@@ -1,4 +1,5 @@
-"""The package's import graph, read with ``ast``: no cycles, no reaching into another's privates.
+"""The package's import graph, read with ``ast``: no cycles, no reaching into another's privates,
+a thin command line, and no module over 500 lines.
 
 Every import counts, including those under ``if TYPE_CHECKING:`` and inside functions: a cycle
 that only type checkers see still ties two modules together for the reader.
@@ -135,3 +136,65 @@ def test_type_checking_and_function_imports_are_read(tmp_path: Path) -> None:
     )
     modules = {"mixer_sweeps.study._runner", "mixer_sweeps.report._load"}
     assert imported_modules(source, modules) == modules
+
+
+CLI = f"{PACKAGE}.cli"
+MAX_MODULE_LINES = 500
+
+
+def external_imports(path: Path) -> set[str]:
+    """The top-level names of the libraries ``path`` imports (every import, as above)."""
+    found: set[str] = set()
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        if isinstance(node, ast.Import):
+            found.update(alias.name.split(".")[0] for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and not node.level and node.module:
+            found.add(node.module.split(".")[0])
+    return found
+
+
+def cli_modules() -> list[Path]:
+    return sorted((ROOT / "cli").glob("*.py"))
+
+
+def test_cli_modules_import_no_optuna() -> None:
+    """Commands parse options, call the package and render: the study logic is elsewhere."""
+    assert cli_modules(), "no mixer_sweeps/cli package"
+    assert [p.name for p in cli_modules() if "optuna" in external_imports(p)] == []
+
+
+def test_cli_modules_import_only_public_names_of_other_packages() -> None:
+    """A CLI module reaches a package (``mixer_sweeps.results``) only through its ``__init__``."""
+    graph = import_graph()
+    bad = [
+        f"{source} imports {target}"
+        for source, targets in graph.items()
+        if source == CLI or source.startswith(CLI + ".")
+        for target in targets
+        if target.count(".") >= 2 and not target.startswith(CLI + ".")
+    ]
+    assert bad == []
+
+
+@pytest.mark.parametrize("command", ["_status", "_best", "_dashboard"])
+def test_status_best_and_dashboard_do_not_read_a_study_through_report(command: str) -> None:
+    graph = import_graph()
+    source = f"{CLI}.{command}"
+    assert source in graph
+    report = f"{PACKAGE}.report"
+    assert sorted(t for t in graph[source] if t == report or t.startswith(report + ".")) == []
+
+
+def test_no_module_is_over_500_lines() -> None:
+    long = {
+        str(p.relative_to(REPO)): n
+        for p in sorted(ROOT.rglob("*.py"))
+        if (n := len(p.read_text(encoding="utf-8").splitlines())) > MAX_MODULE_LINES
+    }
+    assert long == {}
+
+
+def test_external_imports_are_read(tmp_path: Path) -> None:
+    source = tmp_path / "m.py"
+    source.write_text("def f():\n    import optuna.trial\nfrom sqlalchemy import exc\n")
+    assert external_imports(source) == {"optuna", "sqlalchemy"}

@@ -10,7 +10,7 @@ import yaml
 from typer.testing import CliRunner
 
 from conftest import REPO, TINY_RUN
-from mixer_sweeps._cli import app
+from mixer_sweeps.cli import app
 
 runner = CliRunner()
 
@@ -91,7 +91,7 @@ def test_schema_is_json_with_descriptions() -> None:
 
 def test_help_does_not_import_heavy_libraries() -> None:
     code = (
-        "import sys; from typer.testing import CliRunner; from mixer_sweeps._cli import app;"
+        "import sys; from typer.testing import CliRunner; from mixer_sweeps.cli import app;"
         "CliRunner().invoke(app, ['--help']);"
         "print(sorted(m for m in ('torch', 'optuna', 'wandb', 'pandas') if m in sys.modules))"
     )

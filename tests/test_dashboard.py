@@ -16,7 +16,7 @@ import yaml
 from typer.testing import CliRunner
 
 from conftest import REPO, TINY_RUN
-from mixer_sweeps._cli import app
+from mixer_sweeps.cli import app
 from mixer_sweeps.spec import load_study_file
 from mixer_sweeps.study import run_study
 

@@ -1550,14 +1550,14 @@ _CTRL_C_WHILE_STARTING = (
     "import sys\n"
     "class Interrupt:\n"
     "    def find_spec(self, name, path=None, target=None):\n"
-    "        if name == 'mixer_sweeps._cli':\n"
+    "        if name == 'mixer_sweeps.cli':\n"
     "            raise KeyboardInterrupt\n"
     "sys.meta_path.insert(0, Interrupt())"
 )
 
 # A second Ctrl-C while `sweeps train` prints its last lines (after the run's handlers are gone).
 _CTRL_C_AT_THE_END = (
-    "import mixer_sweeps._cli as cli\n"
+    "import mixer_sweeps.cli._train as cli\n"
     "def interrupted(*args, **kwargs):\n"
     "    raise KeyboardInterrupt\n"
     "cli._echo_wandb = interrupted"

@@ -23,7 +23,7 @@ from optuna.trial import TrialState
 from test_study import write_study
 from typer.testing import CliRunner
 
-from mixer_sweeps._cli import app
+from mixer_sweeps.cli import app
 from mixer_sweeps.spec import load_study_file
 from mixer_sweeps.study import StudyJob, open_storage, plan_launch
 from mixer_sweeps.study._launch import parse_time_limit

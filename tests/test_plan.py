@@ -20,7 +20,7 @@ from torch.utils.flop_counter import FlopCounterMode
 from typer.testing import CliRunner
 
 from conftest import TINY_RUN
-from mixer_sweeps._cli import app
+from mixer_sweeps.cli import app
 from mixer_sweeps.data import DATASETS
 from mixer_sweeps.models import MlpMixer
 

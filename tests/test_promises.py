@@ -32,7 +32,7 @@ from scipy import stats
 from typer.testing import CliRunner
 
 from conftest import TINY_RUN, tiny_spec
-from mixer_sweeps._cli import app
+from mixer_sweeps.cli import app
 from mixer_sweeps.data import normalize
 from mixer_sweeps.data._augment import BatchAugment
 from mixer_sweeps.results import TrialRecord

@@ -21,7 +21,7 @@ from optuna.trial import TrialState
 from typer.testing import CliRunner
 
 from conftest import TINY_RUN, tiny_spec
-from mixer_sweeps._cli import app
+from mixer_sweeps.cli import app
 from mixer_sweeps.results import count_trials
 from mixer_sweeps.study import MAX_RETRIES, requeue_trial
 from mixer_sweeps.tracking import MemoryTracker

@@ -24,9 +24,9 @@ from optuna.trial import TrialState
 from typer.testing import CliRunner
 
 from conftest import TINY_RUN
-from mixer_sweeps._cli import app
-from mixer_sweeps.report import ci95, pareto_front, parse_formats, write_report
-from mixer_sweeps.results import count_trials, load_results
+from mixer_sweeps.cli import app
+from mixer_sweeps.report import pareto_front, parse_formats, write_report
+from mixer_sweeps.results import ci95, count_trials, load_results
 from mixer_sweeps.spec import load_study_file
 from mixer_sweeps.study import run_study
 

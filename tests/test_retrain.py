@@ -21,9 +21,8 @@ from scipy import stats
 from typer.testing import CliRunner
 
 from conftest import TINY_RUN
-from mixer_sweeps._cli import app
-from mixer_sweeps.results import TrialRecord
-from mixer_sweeps.retrain import best_configurations
+from mixer_sweeps.cli import app
+from mixer_sweeps.results import TrialRecord, best_configurations
 from mixer_sweeps.spec import RunSpec, load_study_file
 from mixer_sweeps.study import run_study
 from mixer_sweeps.training import Callback, Trainer

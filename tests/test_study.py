@@ -23,7 +23,7 @@ from optuna.trial import TrialState
 from typer.testing import CliRunner
 
 from conftest import TINY_RUN
-from mixer_sweeps._cli import app
+from mixer_sweeps.cli import app
 from mixer_sweeps.results import TrialRecord, count_trials
 from mixer_sweeps.spec import StudyFile, load_study_file
 from mixer_sweeps.study import (

@@ -16,7 +16,7 @@ from optuna.trial import TrialState
 from typer.testing import CliRunner
 
 from conftest import TINY_RUN
-from mixer_sweeps._cli import app
+from mixer_sweeps.cli import app
 from mixer_sweeps.report import trials_frame
 from mixer_sweeps.results import TrialRecord, best_trial, count_trials, records, results_of
 from mixer_sweeps.spec import SpecError, load_study_file

@@ -11,7 +11,7 @@ import yaml
 from typer.testing import CliRunner
 
 from conftest import REPO, TINY_RUN
-from mixer_sweeps._cli import app
+from mixer_sweeps.cli import app
 from mixer_sweeps.spec import Choices, SpecError, load_study_file, parse_study_file
 from mixer_sweeps.study import STORAGE_ENV, resolve_storage, stream_seed
 

@@ -26,7 +26,7 @@ import yaml
 from typer.testing import CliRunner
 
 from conftest import REPO, TINY_RUN, tiny_spec
-from mixer_sweeps._cli import app
+from mixer_sweeps.cli import app
 from mixer_sweeps.tracking import (
     TrackingWarning,
     WandbTracker,

@@ -395,12 +395,3 @@ def _generate_synthetic(
         Split(images[:train_size], labels[:train_size]),
         Split(images[train_size:], labels[train_size:]),
     )
-
-
-def _synthetic_stats() -> tuple[tuple[float, ...], tuple[float, ...]]:  # pragma: no cover
-    """Recompute :data:`_SYNTHETIC_MEAN` / :data:`_SYNTHETIC_STD` (a maintenance helper)."""
-    train, _ = _generate_synthetic(DATASETS["synthetic"].train_size, 0)
-    x = train.images.to(torch.float64).div_(255)
-    mean = x.mean(dim=(0, 2, 3))
-    std = x.sub_(mean.view(1, 3, 1, 1)).pow_(2).mean(dim=(0, 2, 3)).sqrt_()
-    return tuple(round(float(v), 4) for v in mean), tuple(round(float(v), 4) for v in std)

@@ -165,7 +165,7 @@ class StudyPlan:
         if s.replicates > 1:
             trials += f", {s.replicates} seeds each"
         yield Text(
-            f"study {self.study.name}: {trials}, {describe_search(s.model_dump())},"
+            f"study {self.study.name}: {trials}, {describe_search(s)},"
             f" base {self.study.base_spec.name} ({self.study.source})",
             style="bold",
         )

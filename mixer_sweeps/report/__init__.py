@@ -39,7 +39,6 @@ __all__, __getattr__ = lazy_exports(
         "._tables": [
             "Table",
             "ablation_tables",
-            "ci95",
             "component_table",
             "factor_table",
             "pivot_table",

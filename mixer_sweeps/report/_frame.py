@@ -24,7 +24,7 @@ see :func:`objective_column`) before this one; the tables and plots stay on val 
 
 def objective_column(results: StudyResults) -> str:
     """The column of the study's objective: ``best_<metric>``."""
-    return f"best_{results.settings.get('metric') or 'val_acc'}"
+    return f"best_{results.settings.metric}"
 
 
 def value_label(value: Any) -> str:

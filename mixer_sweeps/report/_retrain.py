@@ -15,8 +15,8 @@ from typing import Literal
 import pandas as pd
 
 from mixer_sweeps.report._render import Report, to_markdown
-from mixer_sweeps.report._tables import CI, Table, ci95
-from mixer_sweeps.results import short_names
+from mixer_sweeps.report._tables import CI, Table
+from mixer_sweeps.results import ci95, short_names
 from mixer_sweeps.retrain import RETRAIN_DIR, RetrainPlan, RunOutcome
 from mixer_sweeps.training import atomic_write_text
 

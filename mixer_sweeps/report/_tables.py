@@ -8,7 +8,6 @@ confidence interval (Student's t) is given over the seed runs behind each number
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -16,7 +15,7 @@ import pandas as pd
 from optuna.trial import TrialState
 
 from mixer_sweeps.report._frame import OBJECTIVE, is_numeric, seed_columns, value_label
-from mixer_sweeps.results import StudyResults, short_names
+from mixer_sweeps.results import StudyResults, ci95, short_names
 from mixer_sweeps.spec import Choices, Range
 
 COMPLETE, PRUNED, FAIL = TrialState.COMPLETE.name, TrialState.PRUNED.name, TrialState.FAIL.name
@@ -37,16 +36,6 @@ class Table:
     note: str = ""
     params: tuple[str, ...] = ()
     """Columns of parameter values; every other float column is an accuracy."""
-
-
-def ci95(values: Sequence[float] | pd.Series) -> float:
-    """Half-width of the 95% confidence interval of the mean (t-distribution); NaN below 2."""
-    from scipy import stats
-
-    values = pd.Series(values, dtype=float).dropna()
-    if len(values) < 2:
-        return math.nan
-    return float(stats.t.ppf(0.975, len(values) - 1) * values.sem())
 
 
 def factor_levels(frame: pd.DataFrame, dim: Choices | Range) -> pd.Series:

@@ -18,10 +18,11 @@ from mixer_sweeps.report._importances import param_importances
 from mixer_sweeps.report._plots import history_plot, study_plots
 from mixer_sweeps.report._render import Report, print_report, to_html, to_latex, to_markdown
 from mixer_sweeps.report._retrain import retrained_tables
-from mixer_sweeps.report._tables import Table, ablation_tables, ci95, levels_frame, top_table
+from mixer_sweeps.report._tables import Table, ablation_tables, levels_frame, top_table
 from mixer_sweeps.results import (
     StudyResults,
     best_trial,
+    ci95,
     count_trials,
     describe_counts,
     format_params,
@@ -179,10 +180,16 @@ def compare_studies(
 
 
 def comparison_table(studies: Sequence[StudyResults]) -> Table:
+    """The studies side by side: their counts and best trials. The best value is labelled by
+    the studies' metric (``best val acc``, ``best val_loss``); ``best value`` when they differ."""
+    metrics = {results.metric for results in studies}
+    value = (
+        "best value" if len(metrics) > 1 else f"best {metrics.pop()}".replace("val_acc", "val acc")
+    )
     rows = []
     for results in studies:
         counts = count_trials(results.trials)
-        best = best_trial(results.trials)
+        best = best_trial(results.trials, results.record.direction)
         names = short_names([d.path for d in results.space])
         rows.append(
             {
@@ -191,7 +198,7 @@ def comparison_table(studies: Sequence[StudyResults]) -> Table:
                 "complete": counts.complete,
                 "pruned": counts.pruned,
                 "failed": counts.failed,
-                "best val acc": best.value if best else None,
+                value: best.value if best else None,
                 "best trial": best.number if best else None,
                 "best test acc": best.mean_test_acc if best else None,
                 "best params": format_params(best.params, names) if best else None,
@@ -238,7 +245,7 @@ def log_study_run(data: StudyData) -> Path | None:
         if best is None
         else {"number": best.number, "value": best.value, "params": dict(best.params)},
         results_dir=results.study_dir,
-        spec=RunSpec.model_validate(results.study.user_attrs["base"]),
+        spec=RunSpec.model_validate(results.record.base),
     )
 
 
@@ -276,8 +283,7 @@ def _summary(results: StudyResults, frame: pd.DataFrame) -> list[str]:
     how = [
         describe_search(settings),
         f"{seeds} seed{'s' if seeds > 1 else ''} per configuration",
-        f"objective: best {settings.get('metric', 'val_acc')}"
-        + (" (mean over seeds)" if seeds > 1 else ""),
+        f"objective: best {settings.metric}" + (" (mean over seeds)" if seeds > 1 else ""),
     ]
     lines = [line, ", ".join(how)]
     best = best_trial(results.trials)

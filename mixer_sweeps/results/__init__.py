@@ -1,11 +1,13 @@
 """A study read back: its trials, settings and files, and the words and numbers that tell them.
 
-Modules, bottom up: ``_attrs`` (the keys a trial keeps in storage), ``_record`` (what a trial is,
-typed, and the counts of a study's trials), ``_layout`` (where a study keeps its files),
-``_describe`` (a study told in words), ``_load`` (a study found and read back from a study file
-or results folder), ``_status`` (where a study stands), ``_best`` (a trial's run spec rebuilt)
-and ``_summary`` (``sweeps run``'s closing summary). ``report``, ``status``, ``best``, ``retrain``
-and ``dashboard`` read a study through here.
+Modules, bottom up: ``_attrs`` (the keys a study and its trials keep in storage), ``_record``
+(what a study and a trial are, typed, and the counts of a study's trials), ``_rank`` (the one
+ranking of trials and configurations), ``_stats`` (the one 95% CI), ``_layout`` (where a study
+keeps its files), ``_describe`` (a study told in words), ``_load`` (a study found and read back
+from a study file or a results folder), ``_status`` (where a study stands), ``_watch`` (studies
+read side by side, each bounded by the storage timeout), ``_best`` (a trial's run spec rebuilt,
+its spread over seeds) and ``_summary`` (``sweeps run``'s closing summary). ``report``,
+``status``, ``best``, ``retrain`` and ``dashboard`` read a study through here.
 
 Each name imports its module on first use (see ``mixer_sweeps._lazy``).
 """
@@ -16,14 +18,19 @@ __all__, __getattr__ = lazy_exports(
     __name__,
     {
         "._attrs": [
+            "StudyAttr",
             "TrialAttr",
         ],
         "._best": [
             "TrialSpec",
+            "study_base",
+            "trial_spread",
+            "trial_summary",
             "trial_run_spec",
             "trial_seeds",
         ],
         "._describe": [
+            "all_failed",
             "describe_counts",
             "format_epochs",
             "format_outcome",
@@ -42,21 +49,34 @@ __all__, __getattr__ = lazy_exports(
             "read_resolved",
             "results_of",
         ],
+        "._rank": [
+            "as_direction",
+            "best_configurations",
+            "best_trial",
+            "ranked",
+        ],
         "._record": [
+            "StudyRecord",
             "TrialCounts",
             "TrialRecord",
-            "best_trial",
             "count_trials",
             "is_surplus",
             "records",
             "retried_numbers",
         ],
+        "._stats": [
+            "ci95",
+        ],
         "._status": [
             "StudyStatus",
             "find_studies",
             "format_duration",
-            "ranked",
             "study_status",
+        ],
+        "._watch": [
+            "Watched",
+            "refresh",
+            "status_of",
         ],
         "._summary": [
             "print_summary",

@@ -1,6 +1,16 @@
 """The keys a trial keeps in storage, one name each: the only place that spells them."""
 
 
+class StudyAttr:
+    """The keys of a study's own attrs in storage, set once by the first worker that opens it."""
+
+    FINGERPRINT = "fingerprint"
+    METRIC = "metric"
+    REPLICATES = "replicates"
+    SPACE = "space"
+    BASE = "base"
+
+
 class TrialAttr:
     """The keys of a trial's attrs in storage: the objective and workers write them, readers
     read them back through :class:`TrialRecord`."""

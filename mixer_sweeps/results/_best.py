@@ -13,22 +13,30 @@ the trial's history exactly.
 
 from __future__ import annotations
 
+import math
+import statistics
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from mixer_sweeps.results._layout import StudyLayout
 from mixer_sweeps.results._record import TrialRecord
+from mixer_sweeps.results._stats import ci95
 from mixer_sweeps.spec import (
     RunSpec,
     SearchSpace,
+    SpecError,
     YamlDocument,
     apply_overrides,
     load_run_spec,
+    read_yaml,
     validate_model,
     with_overrides,
 )
 from mixer_sweeps.training import SPEC_FILE
+
+if TYPE_CHECKING:
+    from mixer_sweeps.results._load import StudyResults
 
 
 @dataclass(frozen=True)
@@ -102,3 +110,58 @@ def _rebuild(
         extra["seed"] = seed
     data = apply_overrides(dict(base), {**space.overrides(dict(trial.params)), **extra})
     return validate_model(RunSpec, data, YamlDocument(data, {}, f"trial {trial.number}"))
+
+
+def study_base(found: StudyResults) -> dict[str, Any]:
+    """The resolved base spec the trials were built from: the storage's, else ``study.yaml``'s.
+
+    Raises:
+        ValueError: neither holds one, or ``study.yaml`` is damaged.
+    """
+    base = found.record.base
+    if not isinstance(base, dict):
+        try:
+            base = read_yaml(found.layout.study_file).data.get("base")
+        except SpecError as exc:
+            raise ValueError(str(exc)) from None
+    if not isinstance(base, dict):
+        raise ValueError(
+            f"{found.layout.study_file} holds no base spec: run the study again to rewrite it"
+        )
+    return base
+
+
+def trial_spread(trial: TrialRecord) -> tuple[list[float], float | None]:
+    """The trial's per-seed values of its objective and the half-width of their 95% CI (Student's
+    t, as the report's tables; None below 2 seeds).
+
+    Values whose mean is not the trial's value are not the objective's and are not shown.
+    """
+    per_seed = [float(v) for v in (trial.best or trial.best_val_acc)]
+    if (
+        trial.value is None
+        or not per_seed
+        or not math.isclose(statistics.fmean(per_seed), trial.value, rel_tol=1e-9, abs_tol=1e-12)
+    ):
+        return [], None
+    half = ci95(per_seed)
+    return per_seed, None if math.isnan(half) else half
+
+
+def trial_summary(trial: TrialRecord) -> dict[str, Any]:
+    """A trial as ``sweeps best --json`` and ``--top`` show it."""
+    per_seed, half = trial_spread(trial)
+    return {
+        "number": trial.number,
+        "state": trial.state.name,
+        "value": trial.value,
+        "ci95": half,
+        "seeds": list(trial.seeds),
+        "per_seed": per_seed,
+        "params": dict(trial.params),
+        "test_acc": trial.mean_test_acc,
+        "epochs": list(trial.epochs),
+        "num_params": trial.num_params,
+        "seconds": trial.seconds,
+        "duplicate_of": trial.duplicate_of,
+    }

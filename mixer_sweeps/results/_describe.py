@@ -6,7 +6,9 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from mixer_sweeps.results._record import TrialCounts, TrialRecord
+from optuna.trial import TrialState
+
+from mixer_sweeps.results._record import TrialCounts, TrialRecord, count_trials, retried_numbers
 
 
 def describe_counts(counts: TrialCounts) -> str:
@@ -49,3 +51,17 @@ def format_epochs(trial: TrialRecord) -> str:
     if len(trial.epochs) < 2:
         return str(trial.epochs_trained)
     return format_value(round(sum(trial.epochs) / len(trial.epochs), 1))
+
+
+def all_failed(trials: list[TrialRecord]) -> str | None:
+    """One line when every trial of the study failed (re-queued attempts aside), else None."""
+    counts = count_trials(trials)
+    if not counts.finished or counts.failed < counts.finished:
+        return None
+    retried = retried_numbers(trials)
+    last = [t for t in trials if t.state == TrialState.FAIL and t.number not in retried][-1]
+    reason = (last.reason or "no reason recorded").strip().splitlines()[0]
+    return (
+        f"all {counts.failed} trials failed; trial {last.number}: {reason[:300]}"
+        " (every trial's reason is in the report's trials.csv)"
+    )

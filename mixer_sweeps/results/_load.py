@@ -14,8 +14,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from mixer_sweeps.results._layout import StudyLayout
-from mixer_sweeps.results._record import TrialRecord, records
-from mixer_sweeps.spec import SearchSpace, SpecError, read_yaml
+from mixer_sweeps.results._record import StudyRecord, TrialRecord, records
+from mixer_sweeps.spec import SearchSpace, SpecError, StudySettings, read_yaml
 from mixer_sweeps.study import check_storage_url, journal_path, open_storage, resolve_storage
 
 if TYPE_CHECKING:
@@ -28,13 +28,14 @@ class ReportError(ValueError):
 
 @dataclass(frozen=True)
 class StudyResults:
-    """Everything a report is made from."""
+    """A study read back: what reports, status, best, retrain and the dashboard are made from."""
 
     study: optuna.Study
     layout: StudyLayout
     space: SearchSpace
-    settings: dict[str, Any]
-    """The resolved ``study:`` section (sampler, pruner, replicates, ...)."""
+    settings: StudySettings
+    """The resolved ``study:`` section (sampler, pruner, replicates, ...) ``sweeps run`` saved."""
+    record: StudyRecord
     trials: list[TrialRecord]
 
     @property
@@ -47,7 +48,13 @@ class StudyResults:
 
     @property
     def replicates(self) -> int:
-        return int(self.settings.get("replicates") or 1)
+        return self.settings.replicates
+
+    @property
+    def metric(self) -> str:
+        """The objective's name: the storage's, else the saved study file's."""
+        names = self.study.metric_names
+        return names[0] if names and names[0] else self.settings.metric
 
     def trial_dir(self, trial: TrialRecord) -> Path:
         return self.layout.root / (trial.run_dir or self.layout.run_dir(trial.number))
@@ -126,7 +133,8 @@ def results_of(study: optuna.Study, study_dir: Path) -> StudyResults:
     """The results of an open study whose files are in ``study_dir``."""
     layout = StudyLayout(study_dir)
     resolved = read_resolved(layout.study_file)
-    described = study.user_attrs.get("space") or resolved["space"]
+    record = StudyRecord.from_study(study)
+    described = record.space or resolved["space"]
     try:
         space = SearchSpace.from_description(described)
     except (ValueError, TypeError, KeyError, AttributeError) as exc:
@@ -134,11 +142,19 @@ def results_of(study: optuna.Study, study_dir: Path) -> StudyResults:
             f"{layout.study_file}: the saved search space is damaged ({type(exc).__name__}:"
             f" {exc}); run the study again to rewrite it"
         ) from None
+    try:
+        settings = StudySettings.model_validate(resolved["study"])
+    except ValueError as exc:  # pydantic's ValidationError
+        raise ReportError(
+            f"{layout.study_file}: the saved study section is damaged"
+            f" ({str(exc).splitlines()[0]}); run the study again to rewrite it"
+        ) from None
     return StudyResults(
         study=study,
         layout=layout,
         space=space,
-        settings=resolved["study"],
+        settings=settings,
+        record=record,
         trials=records(study.get_trials(deepcopy=False)),
     )
 

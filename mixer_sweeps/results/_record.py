@@ -22,11 +22,52 @@ import datetime
 import statistics
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+from optuna.study import StudyDirection
 from optuna.trial import FrozenTrial, TrialState
 
-from mixer_sweeps.results._attrs import TrialAttr
+from mixer_sweeps.results._attrs import StudyAttr, TrialAttr
+
+if TYPE_CHECKING:
+    import optuna
+
+
+@dataclass(frozen=True)
+class StudyRecord:
+    """What a study keeps in storage beside its trials: the study file's fingerprint, its metric
+    and direction, replicates, search space (as :meth:`SearchSpace.describe` gives it) and the
+    resolved base spec. A study stored by an older version may lack any but the direction."""
+
+    direction: StudyDirection
+    fingerprint: str | None = None
+    metric: str | None = None
+    replicates: int | None = None
+    space: dict[str, Any] | None = None
+    base: dict[str, Any] | None = None
+
+    def to_attrs(self) -> dict[str, Any]:
+        """The study's user attrs (the direction is Optuna's own)."""
+        return {
+            StudyAttr.FINGERPRINT: self.fingerprint,
+            StudyAttr.METRIC: self.metric,
+            StudyAttr.REPLICATES: self.replicates,
+            StudyAttr.SPACE: self.space,
+            StudyAttr.BASE: self.base,
+        }
+
+    @classmethod
+    def from_study(cls, study: optuna.Study) -> StudyRecord:
+        attrs = study.user_attrs
+        space, base = attrs.get(StudyAttr.SPACE), attrs.get(StudyAttr.BASE)
+        return cls(
+            direction=study.direction,
+            fingerprint=attrs.get(StudyAttr.FINGERPRINT),
+            metric=attrs.get(StudyAttr.METRIC),
+            replicates=attrs.get(StudyAttr.REPLICATES),
+            space=space if isinstance(space, dict) else None,
+            base=base if isinstance(base, dict) else None,
+        )
 
 
 @dataclass(frozen=True)
@@ -227,11 +268,3 @@ def count_trials(trials: Iterable[TrialRecord | FrozenTrial]) -> TrialCounts:
         waiting=counts[TrialState.WAITING],
         retried=len(retried),
     )
-
-
-def best_trial(trials: Iterable[TrialRecord]) -> TrialRecord | None:
-    """The COMPLETE trial with the best value, the highest or, in a study that minimises its
-    metric, the lowest (the lowest number among ties)."""
-    complete = [t for t in trials if t.state == TrialState.COMPLETE and t.value is not None]
-    sign = -1 if any(t.direction == "minimize" for t in complete) else 1
-    return max(complete, key=lambda t: (sign * t.value, -t.number), default=None)

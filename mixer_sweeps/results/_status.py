@@ -26,6 +26,7 @@ from optuna.study import StudyDirection
 from optuna.trial import TrialState
 
 from mixer_sweeps.results._layout import StudyLayout
+from mixer_sweeps.results._rank import ranked
 from mixer_sweeps.results._record import TrialCounts, TrialRecord, count_trials
 from mixer_sweeps.study import WorkerIdentity, why_abandoned
 
@@ -136,21 +137,6 @@ def study_status(
         trial_s=trial_s,
         extra=dict(extra or {}),
     )
-
-
-def ranked(trials: Sequence[TrialRecord], direction: StudyDirection) -> list[TrialRecord]:
-    """The COMPLETE trials, best first by ``direction`` (the lower number first among ties).
-
-    A trial that took a twin's outcome (same configuration, not trained again) is left out:
-    its twin is listed.
-    """
-    complete = [
-        t
-        for t in trials
-        if t.state == TrialState.COMPLETE and t.value is not None and t.duplicate_of is None
-    ]
-    sign = -1.0 if direction == StudyDirection.MAXIMIZE else 1.0
-    return sorted(complete, key=lambda t: (sign * t.value, t.number))  # type: ignore[operator]
 
 
 def find_studies(results_dir: str | Path) -> list[Path]:

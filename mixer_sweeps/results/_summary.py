@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import statistics
-
 from rich.console import Console
 
 from mixer_sweeps.results._describe import describe_counts, format_epochs, format_value
+from mixer_sweeps.results._stats import ci95
 from mixer_sweeps.study import StudyRun
 
 
@@ -28,10 +27,7 @@ def print_summary(run: StudyRun, console: Console) -> None:
     value = f"{best.value:.4f}"
     n = len(best.best)
     if n > 1:
-        from scipy import stats
-
-        ci = stats.t.ppf(0.975, n - 1) * statistics.stdev(best.best) / n**0.5
-        value += f" ± {ci:.4f} (mean ± 95% CI, n={n} seeds)"
+        value += f" ± {ci95(best.best):.4f} (mean ± 95% CI, n={n} seeds)"
     details = []
     if best.mean_test_acc is not None:
         details.append(f"test acc {best.mean_test_acc:.4f}")

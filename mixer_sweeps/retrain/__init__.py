@@ -16,7 +16,6 @@ __all__, __getattr__ = lazy_exports(
             "RetrainError",
             "RetrainPlan",
             "RunOutcome",
-            "best_configurations",
             "check_retrain",
             "plan_retrain",
             "plan_spec_retrain",

@@ -32,17 +32,14 @@ interrupted one; a folder holding a run of another spec is refused before anythi
 
 from __future__ import annotations
 
-import json
-import statistics
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import yaml
-from optuna.trial import TrialState
 
-from mixer_sweeps.results import StudyLayout, TrialRecord, count_trials
+from mixer_sweeps.results import StudyLayout, TrialRecord, best_configurations, count_trials
 from mixer_sweeps.spec import (
     SEED_LIMIT,
     RunSpec,
@@ -52,7 +49,7 @@ from mixer_sweeps.spec import (
     read_yaml,
     validate_model,
 )
-from mixer_sweeps.training import CHECKPOINT_FILE, METRICS_FILE, SPEC_FILE, Callback
+from mixer_sweeps.training import CHECKPOINT_FILE, METRICS_FILE, SPEC_FILE, Callback, RunMetrics
 
 RETRAIN_DIR = "retrain"
 SEED_OFFSET = 1000
@@ -145,30 +142,6 @@ def retrain_seeds(seed: int, count: int) -> tuple[int, ...]:
     if first + count > SEED_LIMIT:
         raise RetrainError(f"the retrain seeds ({first} on) must stay below 2**32 but got {count}")
     return tuple(first + i for i in range(count))
-
-
-def best_configurations(
-    trials: Sequence[TrialRecord], *, direction: str, top: int
-) -> tuple[list[tuple[dict[str, Any], float, tuple[int, ...]]], int]:
-    """The ``top`` best distinct configurations of the COMPLETE trials, best first.
-
-    Each as (params, mean value, trial numbers); and how many distinct ones there were. Ties go
-    to the configuration first tried.
-    """
-    groups: dict[str, list[TrialRecord]] = {}
-    for trial in trials:
-        if trial.state == TrialState.COMPLETE and trial.value is not None:
-            key = json.dumps(dict(trial.params), sort_keys=True, default=repr)
-            groups.setdefault(key, []).append(trial)
-    sign = -1.0 if direction == "maximize" else 1.0
-    ranked = sorted(
-        (
-            (dict(g[0].params), statistics.fmean(t.value for t in g), tuple(t.number for t in g))
-            for g in groups.values()
-        ),
-        key=lambda c: (sign * c[1], min(c[2])),
-    )
-    return ranked[:top], len(groups)
 
 
 def plan_retrain(
@@ -329,26 +302,22 @@ def finished_outcome(config: Configuration, seed: int, run_dir: Path) -> RunOutc
 
     Call after :func:`check_retrain`, which makes sure the folder's spec is this run's.
     """
-    path = run_dir / METRICS_FILE
-    if _saved_spec(run_dir) is None or not path.is_file():
+    if _saved_spec(run_dir) is None:
         return None
-    try:
-        metrics = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return None
-    if metrics.get("state") != "completed" or metrics.get("test_acc") is None:
+    metrics = RunMetrics.read(run_dir / METRICS_FILE)
+    if metrics is None or metrics.state != "completed" or metrics.test_acc is None:
         return None
     return RunOutcome(
         config=config.id,
         seed=seed,
         state="completed",
-        test_acc=metrics["test_acc"],
-        best_val_acc=metrics.get("best_val_acc"),
-        best_epoch=metrics.get("best_epoch"),
-        epochs=metrics.get("epochs"),
-        num_params=metrics.get("num_params"),
-        seconds=metrics.get("seconds"),
-        reason=metrics.get("reason", ""),
+        test_acc=metrics.test_acc,
+        best_val_acc=metrics.best_val_acc,
+        best_epoch=metrics.best_epoch,
+        epochs=metrics.epochs,
+        num_params=metrics.num_params,
+        seconds=metrics.seconds,
+        reason=metrics.reason,
         reused=True,
     )
 

@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -275,18 +275,17 @@ def describe_study(study_file: StudyFile) -> str:
     return (
         f"study {study_file.name}: {dims} dimension{'s' if dims != 1 else ''},"
         f" {describe_budget(study_file.n_trials, s.timeout)},"
-        f" {describe_search(s.model_dump())}, base {study_file.base_spec.name}"
+        f" {describe_search(s)}, base {study_file.base_spec.name}"
     )
 
 
-def describe_search(settings: Mapping[str, Any]) -> str:
-    """``tpe sampler (seed 0), median pruner`` from a ``study:`` section (model or dict)."""
-    sampler, pruner = dict(settings.get("sampler") or {}), dict(settings.get("pruner") or {})
-    text = f"{sampler.get('type')} sampler"
-    if sampler.get("seed") is not None:
-        text += f" (seed {sampler['seed']})"
-    kind = pruner.get("type")
-    return text + (", no pruner" if kind in (None, "none") else f", {kind} pruner")
+def describe_search(settings: StudySettings) -> str:
+    """``tpe sampler (seed 0), median pruner`` from a study's settings."""
+    text = f"{settings.sampler.type} sampler"
+    if settings.sampler.seed is not None:
+        text += f" (seed {settings.sampler.seed})"
+    kind = settings.pruner.type
+    return text + (", no pruner" if kind == "none" else f", {kind} pruner")
 
 
 def describe_budget(n_trials: int | None, timeout: float | None) -> str:

@@ -70,7 +70,6 @@ __all__, __getattr__ = lazy_exports(
             "requeue_trial",
         ],
         "._runner": [
-            "FINGERPRINT_ATTR",
             "StudyMismatchError",
             "StudyRun",
             "run_study",

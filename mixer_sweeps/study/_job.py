@@ -12,8 +12,8 @@ from typing import Any
 
 import submitit
 from optuna.trial import FrozenTrial, TrialState
-from rich.console import Console
 
+from mixer_sweeps._progress import output_console
 from mixer_sweeps._signals import Interrupt
 from mixer_sweeps.results import print_summary, records, retried_numbers
 from mixer_sweeps.spec import StudyFile
@@ -75,7 +75,7 @@ class StudyJob(submitit.helpers.Checkpointable):
                 os.environ.pop(name, None)
             else:
                 os.environ[name] = value
-        console = Console(highlight=False, soft_wrap=True)
+        console = output_console()
         console.print(
             f"worker {self.index} of study {self.study_file.name}: process {os.getpid()}"
             f" on {socket.gethostname()}"

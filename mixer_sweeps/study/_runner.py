@@ -23,6 +23,7 @@ from rich.console import Console
 
 from mixer_sweeps.results import (
     StudyLayout,
+    StudyRecord,
     TrialCounts,
     TrialRecord,
     best_trial,
@@ -44,8 +45,6 @@ from mixer_sweeps.study._storage import (
 )
 from mixer_sweeps.study._worker import WorkerConfig, enqueue_configurations, requeue_failed
 from mixer_sweeps.training import atomic_write_text
-
-FINGERPRINT_ATTR = "fingerprint"
 
 
 class StudyMismatchError(ValueError):
@@ -218,13 +217,18 @@ def _open_study(
         load_if_exists=True,
     )
     fingerprint = study_file.fingerprint()
-    stored = study.user_attrs.get(FINGERPRINT_ATTR)
+    stored = StudyRecord.from_study(study).fingerprint
     if stored is None:
-        study.set_user_attr(FINGERPRINT_ATTR, fingerprint)
-        study.set_user_attr("metric", study_file.settings.metric)
-        study.set_user_attr("replicates", study_file.settings.replicates)
-        study.set_user_attr("space", study_file.space.describe())
-        study.set_user_attr("base", study_file.base_spec.model_dump(mode="json"))
+        record = StudyRecord(
+            direction=study.direction,
+            fingerprint=fingerprint,
+            metric=study_file.settings.metric,
+            replicates=study_file.settings.replicates,
+            space=study_file.space.describe(),
+            base=study_file.base_spec.model_dump(mode="json"),
+        )
+        for key, value in record.to_attrs().items():
+            study.set_user_attr(key, value)
         study.set_metric_names([study_file.settings.metric])
     elif stored != fingerprint:
         changes = _changes(study, study_file)
@@ -242,8 +246,8 @@ def _changes(study: optuna.Study, study_file: StudyFile) -> list[str]:
     """What the file changed in the stored study's definition: ``key: stored → file``."""
     import json
 
-    attrs = study.user_attrs
-    if "base" not in attrs or "space" not in attrs:
+    stored = StudyRecord.from_study(study)
+    if stored.base is None or stored.space is None:
         return []  # stored by an older version
 
     def flat(base: dict, space: dict, items: dict[str, object]) -> dict[str, object]:
@@ -262,11 +266,11 @@ def _changes(study: optuna.Study, study_file: StudyFile) -> list[str]:
 
     settings = study_file.settings
     old = flat(
-        attrs["base"],
-        attrs["space"],
+        stored.base,
+        stored.space,
         {
-            "replicates": attrs.get("replicates"),
-            "metric": attrs.get("metric"),
+            "replicates": stored.replicates,
+            "metric": stored.metric,
             "direction": study.direction.name.lower(),
         },
     )
@@ -305,7 +309,7 @@ def _header(study_file: StudyFile, workers: int, storage: str, counts: TrialCoun
     s = study_file.settings
     parts = [
         describe_budget(study_file.n_trials, s.timeout),
-        describe_search(s.model_dump()),
+        describe_search(s),
         f"{workers} worker{'s' if workers > 1 else ''}",
     ]
     lines = [

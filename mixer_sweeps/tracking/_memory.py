@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -44,7 +45,7 @@ class MemoryTracker(Callback):
         self.images[name] = path
 
     def on_fit_end(self, trainer: TrainerView, result: TrainResult) -> None:
-        self._finish(result.metrics(), state=result.state, reason=result.reason)
+        self._finish(dataclasses.asdict(result.metrics()), state=result.state, reason=result.reason)
 
     def on_fit_error(self, trainer: TrainerView, state: str, reason: str) -> None:
         self._finish({"num_params": trainer.num_params, "epochs": trainer.epoch}, state, reason)

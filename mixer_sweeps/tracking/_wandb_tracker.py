@@ -6,6 +6,7 @@ and lets training go on (see :class:`._guarded_run._GuardedRun`).
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -104,7 +105,7 @@ class WandbTracker(Callback):
         self._run.call("log_image", log)
 
     def on_fit_end(self, trainer: TrainerView, result: TrainResult) -> None:
-        self._finish(result.metrics(), state=result.state, reason=result.reason)
+        self._finish(dataclasses.asdict(result.metrics()), state=result.state, reason=result.reason)
 
     def on_fit_error(self, trainer: TrainerView, state: str, reason: str) -> None:
         summary = {"num_params": trainer.num_params, "epochs": trainer.epoch}

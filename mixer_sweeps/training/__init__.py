@@ -44,6 +44,7 @@ __all__, __getattr__ = lazy_exports(
             "HISTORY_COLUMNS",
             "EpochRecord",
             "Stop",
+            "RunMetrics",
             "TrainResult",
         ],
         "._trainer": [

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import csv
 import io
-import json
 import os
 import tempfile
 from collections.abc import Sequence
@@ -94,7 +93,7 @@ def write_history(run_dir: Path, history: Sequence[EpochRecord]) -> None:
 
 
 def write_metrics(run_dir: Path, result: TrainResult) -> None:
-    atomic_write_text(run_dir / METRICS_FILE, json.dumps(result.metrics(), indent=2) + "\n")
+    atomic_write_text(run_dir / METRICS_FILE, result.metrics().to_json())
 
 
 def plot_curves(run_dir: Path, history: Sequence[EpochRecord], *, title: str) -> Path:

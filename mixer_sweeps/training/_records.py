@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import dataclasses
-from dataclasses import dataclass, field
-from typing import Any
+import json
+from dataclasses import dataclass
+from pathlib import Path
 
 
 @dataclass(frozen=True)
@@ -38,6 +39,33 @@ class Stop:
     reason: str
 
 
+@dataclass(frozen=True)
+class RunMetrics:
+    """A finished run's numbers: the contents of its ``metrics.json``, written and read here."""
+
+    state: str
+    reason: str
+    best_val_acc: float
+    best_epoch: int
+    test_acc: float | None
+    test_loss: float | None
+    num_params: int
+    epochs: int
+    seconds: float
+
+    def to_json(self) -> str:
+        return json.dumps(dataclasses.asdict(self), indent=2) + "\n"
+
+    @classmethod
+    def read(cls, path: Path) -> RunMetrics | None:
+        """The metrics in ``path``; None when it is missing, damaged or not a run's metrics."""
+        try:
+            data = json.loads(path.read_text(encoding="utf-8"))
+            return cls(**{f.name: data[f.name] for f in dataclasses.fields(cls)})
+        except (OSError, ValueError, TypeError, KeyError):
+            return None
+
+
 @dataclass
 class TrainResult:
     history: list[EpochRecord]
@@ -50,23 +78,21 @@ class TrainResult:
     state: str
     """``completed`` (ran out of epochs or stopped early) or the state of a callback's Stop."""
     reason: str
-    extra: dict[str, Any] = field(default_factory=dict)
 
     @property
     def epochs_run(self) -> int:
         return len(self.history)
 
-    def metrics(self) -> dict[str, Any]:
-        """The contents of ``metrics.json``."""
-        return {
-            "state": self.state,
-            "reason": self.reason,
-            "best_val_acc": self.best_val_acc,
-            "best_epoch": self.best_epoch,
-            "test_acc": self.test_acc,
-            "test_loss": self.test_loss,
-            "num_params": self.num_params,
-            "epochs": self.epochs_run,
-            "seconds": round(self.seconds, 3),
-            **self.extra,
-        }
+    def metrics(self) -> RunMetrics:
+        """The numbers ``metrics.json`` keeps."""
+        return RunMetrics(
+            state=self.state,
+            reason=self.reason,
+            best_val_acc=self.best_val_acc,
+            best_epoch=self.best_epoch,
+            test_acc=self.test_acc,
+            test_loss=self.test_loss,
+            num_params=self.num_params,
+            epochs=self.epochs_run,
+            seconds=round(self.seconds, 3),
+        )

@@ -6,23 +6,15 @@ Bad input gets one line naming the key, file or value, exit code 2, and nothing 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
 
 import typer
 
-EXIT_BAD_INPUT = 2
-EXIT_INTERRUPTED = 130
+from mixer_sweeps._exit import EXIT_BAD_INPUT
+
 MAX_LOCAL_WORKERS = 1024
 """Far beyond the cores of any one machine; a typo (an extra zero or five) is refused at once."""
 MAX_JOBS = 100_000
 """SLURM's largest job array (MaxArraySize) is 4,000,001, and sites set it far lower."""
-
-STORAGE_HELP = (
-    "Optuna storage URL; else $SWEEPS_STORAGE, else study.storage, else the journal file in the"
-    " results."
-)
-StorageOption = Annotated[str | None, typer.Option(help=STORAGE_HELP, show_default=False)]
-"""``--storage`` of the commands that find a study, as ``sweeps run`` keeps it."""
 
 
 def fail(message: str, code: int = EXIT_BAD_INPUT) -> typer.Exit:

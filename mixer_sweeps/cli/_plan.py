@@ -9,7 +9,7 @@ from typing import Annotated
 
 import typer
 
-from mixer_sweeps._checks import MAX_LOCAL_WORKERS, check_option, fail
+from mixer_sweeps.cli._checks import MAX_LOCAL_WORKERS, check_option, fail
 
 
 def plan(
@@ -63,11 +63,12 @@ def plan(
         sys.stdout.write(json.dumps(result.to_json(), indent=2) + "\n")
         return
 
-    from rich.console import Console
     from rich.measure import Measurement
     from rich.table import Table
 
-    console = Console(highlight=False, soft_wrap=True)
+    from mixer_sweeps._progress import output_console
+
+    console = output_console()
     items = list(result.renderables())
     if not console.is_terminal:
         # As wide as the widest table needs: a file or a pipe gets rows, never wrapped cells.

@@ -17,7 +17,8 @@ from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 
 import typer
 
-from mixer_sweeps._checks import EXIT_INTERRUPTED, StorageOption
+from mixer_sweeps._exit import EXIT_INTERRUPTED
+from mixer_sweeps.cli._options import ResultsOption, StorageOption
 
 
 class _Server(ThreadingMixIn, WSGIServer):
@@ -35,16 +36,14 @@ def dashboard(
     ],
     host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(min=0, max=65535, help="Port; 0 picks a free one.")] = 8080,
-    results: Annotated[
-        Path, typer.Option(help="Results folder, where study files' results are.")
-    ] = Path("results"),
+    results: ResultsOption = Path("results"),
     storage: StorageOption = None,
 ) -> None:
     """Serve optuna-dashboard for a study's storage (journal, SQLite or PostgreSQL).
 
     Prints the URL once it listens; Ctrl-C stops it (exit code 130).
     """
-    from mixer_sweeps._checks import fail
+    from mixer_sweeps.cli._checks import fail
     from mixer_sweeps.results import find_study
     from mixer_sweeps.study import describe_storage, open_storage, optuna_quiet
 

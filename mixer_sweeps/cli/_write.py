@@ -141,7 +141,7 @@ def check_output_folder(
 
 def write_or_fail(path: Path, data: str | bytes, *, force: bool, option: str) -> Written:
     """:func:`write_user_file` for a command: a refusal or a failed write exits 2, one line."""
-    from mixer_sweeps._checks import fail
+    from mixer_sweeps.cli._checks import fail
 
     try:
         return write_user_file(path, data, force=force, option=option)
@@ -155,7 +155,7 @@ def check_folder_or_fail(
     path: Path, *, owns: Callable[[str], Kind | None], what: str, option: str = ""
 ) -> None:
     """:func:`check_output_folder` for a command: a refusal exits 2 with one line."""
-    from mixer_sweeps._checks import fail
+    from mixer_sweeps.cli._checks import fail
 
     try:
         check_output_folder(path, owns=owns, what=what, option=option)

@@ -7,7 +7,8 @@ from typing import Annotated
 
 import typer
 
-from mixer_sweeps._checks import StorageOption
+from mixer_sweeps._exit import EXIT_ERROR, EXIT_INTERRUPTED
+from mixer_sweeps.cli._options import StorageOption
 
 MAX_TOP = 1000
 """Most configurations retrained at once: each is trained again --seeds times."""
@@ -38,7 +39,7 @@ def retrain(
     seeds and resumes an interrupted one. A run spec file is retrained the same way, under
     <results>/<spec name>/retrain/.
     """
-    from mixer_sweeps._checks import check_machine, check_option, check_writable, fail
+    from mixer_sweeps.cli._checks import check_machine, check_option, check_writable, fail
 
     check_option("--top", top, 1, MAX_TOP)
     check_option("--seeds", seeds, 1, MAX_SEEDS, "as study.replicates")
@@ -63,7 +64,7 @@ def retrain(
         (f"{plan.source} ({c.id})", spec) for c, s, spec, _ in plan.runs() if s == plan.seeds[0]
     ]
     check_machine(first)
-    from mixer_sweeps._write import check_folder_or_fail
+    from mixer_sweeps.cli._write import check_folder_or_fail
     from mixer_sweeps.report import retrain_folder_entry
 
     check_folder_or_fail(plan.root, owns=retrain_folder_entry, what="a retrain's runs")
@@ -84,14 +85,13 @@ def _plan_study(study_file: Path, top: int, seeds: int, epochs, results: Path, s
     from mixer_sweeps.results import ReportError, load_results
     from mixer_sweeps.retrain import RetrainError, plan_retrain
     from mixer_sweeps.spec import load_study_file
-    from mixer_sweeps.study import FINGERPRINT_ATTR
 
     loaded = load_study_file(study_file)
     try:
         found = load_results(study_file, results_dir=results, storage=storage)
     except ReportError as exc:
         raise RetrainError(str(exc)) from None
-    stored = found.study.user_attrs.get(FINGERPRINT_ATTR)
+    stored = found.record.fingerprint
     if stored is not None and stored != loaded.fingerprint():
         raise RetrainError(
             f"study {loaded.name!r} was run from a different base spec, fixed values, space or"
@@ -101,7 +101,7 @@ def _plan_study(study_file: Path, top: int, seeds: int, epochs, results: Path, s
     return plan_retrain(
         loaded,
         found.trials,
-        direction=found.study.direction.name.lower(),
+        direction=found.record.direction.name.lower(),
         top=top,
         seeds=seeds,
         epochs=epochs,
@@ -165,9 +165,9 @@ def _train(plan, again: list[str]) -> None:
             f" Continue with: {shlex.join(again)}",
             err=True,
         )
-        raise typer.Exit(130) from None
+        raise typer.Exit(EXIT_INTERRUPTED) from None
     except (DatasetUnavailable, DeviceUnavailable) as exc:
-        from mixer_sweeps._checks import fail
+        from mixer_sweeps.cli._checks import fail
 
         raise fail(str(exc)) from None
     table, written = write_summary(plan, outcomes)
@@ -176,10 +176,12 @@ def _train(plan, again: list[str]) -> None:
     print_report(Report(title=f"Retrained: {plan.name}", summary=[], tables=[table]), console)
     console.print(f"retrain in {plan.root}/: {', '.join(p.name for p in written)}", markup=False)
     if any(o.state != "completed" for o in outcomes):
-        from mixer_sweeps._checks import fail
+        from mixer_sweeps.cli._checks import fail
 
         failed = sum(o.state != "completed" for o in outcomes)
-        raise fail(f"{failed} of {len(outcomes)} retrain runs failed (see runs.csv)", code=1)
+        raise fail(
+            f"{failed} of {len(outcomes)} retrain runs failed (see runs.csv)", code=EXIT_ERROR
+        )
 
 
 def _update_report(plan, results: Path, storage: str | None) -> None:
