@@ -101,7 +101,7 @@ def retrain_rows(
     """
     from scipy import stats
 
-    from mixer_sweeps.report import ci95
+    from mixer_sweeps.results import ci95
 
     summary = pd.read_csv(root / "summary.csv", index_col="config")
     runs = pd.read_csv(root / "runs.csv")

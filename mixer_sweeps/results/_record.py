@@ -74,8 +74,9 @@ class StudyRecord:
 class TrialRecord:
     """One trial of a study: its configuration, what its runs reached, and how it ended.
 
-    Per-seed fields (``seeds``, ``best_val_acc``, ``test_acc``, ``epochs``) hold one entry per
-    replicate run that finished, in seed order; a plain study has one seed.
+    Per-seed fields (``seeds``, ``best``, ``test_acc``, ``epochs``) hold one entry per replicate
+    run that finished, in seed order; a plain study has one seed. Each number is held once: in a
+    ``val_acc`` study :attr:`best_val_acc` is ``best`` itself.
     """
 
     number: int
@@ -89,7 +90,8 @@ class TrialRecord:
     best: tuple[float, ...] = ()
     """Per seed, the best of ``metric`` over the epochs (``best_val_acc`` for val_acc)."""
     seeds: tuple[int, ...] = ()
-    best_val_acc: tuple[float, ...] = ()
+    val_acc: tuple[float, ...] = ()
+    """Per seed, the best val_acc in a study of another metric (in a val_acc study: ``()``)."""
     test_acc: tuple[float | None, ...] = ()
     """None for a run that was not tested (pruned runs never see the test split)."""
     epochs: tuple[int, ...] = ()
@@ -117,6 +119,11 @@ class TrialRecord:
     """The pruning metric reported per epoch by the first seed."""
     started: datetime.datetime | None = None
     duration: datetime.timedelta | None = None
+
+    @property
+    def best_val_acc(self) -> tuple[float, ...]:
+        """Per seed, the best val_acc over the epochs, whatever the study's metric."""
+        return self.best if self.metric == "val_acc" else self.val_acc
 
     @property
     def mean_best_val_acc(self) -> float | None:
@@ -185,7 +192,7 @@ class TrialRecord:
             metric=metric,
             direction=attrs.get(TrialAttr.DIRECTION, "maximize"),
             best=tuple(attrs.get(f"best_{metric}") or ()),
-            best_val_acc=tuple(attrs.get(TrialAttr.BEST_VAL_ACC) or ()),
+            val_acc=() if metric == "val_acc" else tuple(attrs.get(TrialAttr.BEST_VAL_ACC) or ()),
             test_acc=tuple(attrs.get(TrialAttr.TEST_ACC) or ()),
             epochs=tuple(attrs.get(TrialAttr.EPOCHS) or ()),
             num_params=attrs.get(TrialAttr.NUM_PARAMS),

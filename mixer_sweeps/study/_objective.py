@@ -333,7 +333,9 @@ def _record(
         direction=study_file.settings.direction or "maximize",
         best=tuple(_best(study_file, r) for r in results),
         seeds=tuple(seeds[: len(results)]),
-        best_val_acc=tuple(r.best_val_acc for r in results),
+        val_acc=()
+        if study_file.settings.metric == "val_acc"
+        else tuple(r.best_val_acc for r in results),
         test_acc=tuple(r.test_acc for r in results),
         epochs=tuple(r.epochs_run for r in results),
         num_params=results[0].num_params,
