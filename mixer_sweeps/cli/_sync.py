@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 from typing import Annotated
 
@@ -28,10 +27,13 @@ def sync(
     It says which server it waits for, and for how long. The time-out, Ctrl-C or SIGTERM end
     `wandb sync` and the wandb-core service it started; the runs stay on disk to sync later.
     """
-    import subprocess
-
     from mixer_sweeps._signals import graceful_interrupts
-    from mixer_sweeps.tracking import has_wandb_credentials, offline_runs, wandb_host
+    from mixer_sweeps.tracking import (
+        has_wandb_credentials,
+        offline_runs,
+        sync_offline_runs,
+        wandb_host,
+    )
 
     if not results.is_dir():
         raise fail(f"{results} is not a folder")
@@ -42,11 +44,9 @@ def sync(
         return
     if not dry_run and not has_wandb_credentials():
         raise fail("no W&B API key found: set WANDB_API_KEY or run `wandb login`, then sync again")
-    command = [sys.executable, "-m", "wandb", "sync", "--yes"]
     runs = f"{len(pending)} offline run(s)"
     host = wandb_host()
     if dry_run:
-        command.append("--dry-run")
         typer.echo(f"would upload {runs} to {host}")
     else:
         limit = f"up to {timeout:g} s (--timeout)" if timeout else "with no time limit"
@@ -54,18 +54,17 @@ def sync(
             f"uploading {runs} to {host} with `wandb sync`: waiting for that server {limit};"
             " Ctrl-C stops, the runs stay on disk"
         )
-    # Its own session and process group, so that stopping it ends wandb-core as well.
-    process = subprocess.Popen(
-        [*command, *map(str, pending)], stdin=subprocess.DEVNULL, start_new_session=True
-    )
     try:
         with graceful_interrupts():  # SIGTERM too raises KeyboardInterrupt
-            code = _wait_for_sync(process, timeout, host)
+            code = sync_offline_runs(
+                pending,
+                dry_run=dry_run,
+                timeout=timeout,
+                on_wait=lambda waited: typer.echo(f"still waiting for {host} ({waited:.0f} s)"),
+            )
     except KeyboardInterrupt:
         typer.echo("sync stopped; the runs stay on disk, sync again later", err=True)
         raise typer.Exit(EXIT_INTERRUPTED) from None
-    finally:
-        _end_process_group(process)
     if code is None:
         raise fail(
             f"wandb sync gave up after {timeout:g} s (is {host} reachable?);"
@@ -74,37 +73,3 @@ def sync(
         )
     if code:
         raise fail(f"wandb sync failed (exit code {code})", code=EXIT_ERROR)
-
-
-SYNC_NOTE_S = 30.0
-"""While `wandb sync` runs, a line this often says that it still waits."""
-
-
-def _wait_for_sync(process, timeout: float, host: str) -> int | None:
-    """``process``'s exit code, or None when ``timeout`` seconds (0: never) passed first."""
-    import subprocess
-    import time
-
-    started = time.monotonic()
-    while True:
-        waited = time.monotonic() - started
-        step = SYNC_NOTE_S if not timeout else min(SYNC_NOTE_S, timeout - waited)
-        if step <= 0:
-            return None
-        try:
-            return process.wait(timeout=step)
-        except subprocess.TimeoutExpired:
-            waited = time.monotonic() - started
-            if not timeout or waited < timeout:
-                typer.echo(f"still waiting for {host} ({waited:.0f} s)")
-
-
-def _end_process_group(process) -> None:
-    """Kill what is left of ``process``'s group (the process, the wandb-core it started)."""
-    import contextlib
-    import os
-    import signal
-
-    with contextlib.suppress(ProcessLookupError):  # all gone already
-        os.killpg(process.pid, signal.SIGKILL)
-    process.wait()

@@ -3,8 +3,9 @@
 A tracker is a :class:`~mixer_sweeps.training.Callback`; :func:`make_trackers` picks a run's
 trackers from its spec, and the caller hands them to the trainer with its other callbacks.
 Besides runs: :func:`log_study` logs a whole study as one W&B run, :func:`offline_runs` finds
-the offline runs ``sweeps sync`` uploads, :func:`describe_runs` tells people where a study's
-runs went. Importing this package does not import wandb.
+the offline runs that :func:`sync_offline_runs` uploads (``sweeps sync``), and
+:func:`describe_runs` tells people where a study's runs went. Importing this package does not
+import wandb.
 """
 
 from mixer_sweeps.tracking._factory import make_trackers
@@ -13,6 +14,7 @@ from mixer_sweeps.tracking._memory import MemoryTracker
 from mixer_sweeps.tracking._mode import has_wandb_credentials, resolve_mode, wandb_host
 from mixer_sweeps.tracking._offline import describe_runs, offline_runs
 from mixer_sweeps.tracking._study_log import log_study
+from mixer_sweeps.tracking._sync import sync_offline_runs
 from mixer_sweeps.tracking._wandb_tracker import WandbTracker
 
 __all__ = [
@@ -25,5 +27,6 @@ __all__ = [
     "make_trackers",
     "offline_runs",
     "resolve_mode",
+    "sync_offline_runs",
     "wandb_host",
 ]
