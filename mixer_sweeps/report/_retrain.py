@@ -17,7 +17,7 @@ import pandas as pd
 from mixer_sweeps.report._render import Report, to_markdown
 from mixer_sweeps.report._tables import CI, Table
 from mixer_sweeps.results import ci95, short_names
-from mixer_sweeps.retrain import RETRAIN_DIR, RetrainPlan, RunOutcome
+from mixer_sweeps.retrain import RETRAIN_DIR, RetrainPlan, RunOutcome, config_number
 from mixer_sweeps.training import atomic_write_text
 
 SUMMARY_CSV = "summary.csv"
@@ -40,8 +40,7 @@ def retrain_folder_entry(name: str) -> Literal["file", "folder"] | None:
     (``trial-<n>``, ``spec``), or None (nothing of a retrain's)."""
     if name in (SUMMARY_CSV, SUMMARY_MD, RUNS_CSV):
         return "file"
-    number = name.removeprefix("trial-")
-    if name == "spec" or (number != name and number.isascii() and number.isdigit()):
+    if name == "spec" or config_number(name) is not None:
         return "folder"
     return None
 

@@ -80,7 +80,7 @@ def trial_run_spec(
         )
     seed = seeds[0] if seed is None else seed
     replicated = replicates > 1
-    run_dir = layout.root / (trial.run_dir or layout.run_dir(trial.number))
+    run_dir = layout.trial_path(trial.number, trial.run_dir)
     path = (run_dir / f"seed-{seed}" if replicated else run_dir) / SPEC_FILE
     if path.is_file():
         spec, source = load_run_spec(path), str(path)

@@ -60,3 +60,8 @@ class StudyLayout:
 
     def trial_dir(self, number: int, seed: int | None = None) -> Path:
         return self.root / self.run_dir(number, seed)
+
+    def trial_path(self, number: int, run_dir: str | None) -> Path:
+        """Where trial ``number`` ran: the folder it recorded (a duplicate's is its twin's), else
+        its own."""
+        return self.root / (run_dir or self.run_dir(number))

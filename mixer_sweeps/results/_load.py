@@ -57,7 +57,7 @@ class StudyResults:
         return names[0] if names and names[0] else self.settings.metric
 
     def trial_dir(self, trial: TrialRecord) -> Path:
-        return self.layout.root / (trial.run_dir or self.layout.run_dir(trial.number))
+        return self.layout.trial_path(trial.number, trial.run_dir)
 
 
 def load_results(

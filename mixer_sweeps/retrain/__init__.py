@@ -17,6 +17,7 @@ __all__, __getattr__ = lazy_exports(
             "RetrainPlan",
             "RunOutcome",
             "check_retrain",
+            "config_number",
             "plan_retrain",
             "plan_spec_retrain",
             "run_retrain",

@@ -52,6 +52,10 @@ from mixer_sweeps.spec import (
 from mixer_sweeps.training import CHECKPOINT_FILE, METRICS_FILE, SPEC_FILE, Callback, RunMetrics
 
 RETRAIN_DIR = "retrain"
+CONFIG_PREFIX = "trial-"
+"""A study's configuration is retrained in ``retrain/trial-<n>/``, n its first trial."""
+
+
 SEED_OFFSET = 1000
 """Retrain seeds start at the spec's seed + 1000, past every seed a study's replicates use."""
 PATIENCE = "optim.early_stopping_patience"
@@ -172,7 +176,7 @@ def plan_retrain(
     for params, value, numbers in best:
         overrides = study_file.space.overrides(params)
         config = Configuration(
-            id=f"trial-{min(numbers)}",
+            id=f"{CONFIG_PREFIX}{min(numbers)}",
             base_data=study_file.base_data,
             overrides=overrides,
             params=params,
@@ -379,3 +383,9 @@ def _train(
         seconds=round(result.seconds, 3),
         reason=result.reason,
     )
+
+
+def config_number(name: str) -> int | None:
+    """The trial number of a retrain folder's configuration (``trial-<n>``), else None."""
+    number = name.removeprefix(CONFIG_PREFIX)
+    return int(number) if number != name and number.isascii() and number.isdigit() else None
