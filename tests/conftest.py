@@ -1,12 +1,19 @@
 from __future__ import annotations
 
+import contextlib
+import copy
 import itertools
 import os
+import resource
 import shutil
+import signal
 import socket
 import subprocess
+import sys
 import tempfile
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -55,11 +62,229 @@ def tiny_spec(**overrides: Any) -> RunSpec:
     return RunSpec.model_validate(apply_overrides(TINY_RUN, overrides))
 
 
+def tiny_run(**changes: Any) -> dict[str, Any]:
+    """The tiny run with dotted-path changes, as a dict to write (unchecked, so it can be bad)."""
+    data = copy.deepcopy(TINY_RUN)
+    for dotted, value in changes.items():
+        node = data
+        *parents, leaf = dotted.split(".")
+        for key in parents:
+            node = node.setdefault(key, {})
+        node[leaf] = value
+    return data
+
+
 @pytest.fixture(scope="session")
 def digits():
     from mixer_sweeps.data import load_dataset
 
     return load_dataset("digits", val_size=287)
+
+
+@pytest.fixture(scope="session")
+def checkpoint_state() -> dict[str, Any]:
+    """A real checkpoint of the tiny run (3 epochs) after its first epoch; copy it to damage it."""
+    from mixer_sweeps.training import Trainer
+
+    trainer = Trainer(RunSpec.model_validate(TINY_RUN))
+    trainer.run_epoch()
+    return trainer.state_dict()
+
+
+# ------------------------------------------------------------------ processes, polls, files
+# Commands run as `python -m mixer_sweeps` rather than .venv/bin/sweeps, so that scripts/mutants'
+# copies (which set PYTHONPATH) are what runs.
+
+HANG_S = 60.0
+"""Wall seconds after which a command that the tests wait for counts as hung."""
+
+
+def sweeps_cmd(*args: object) -> list[str]:
+    """The command line of ``sweeps ARGS``."""
+    return [sys.executable, "-m", "mixer_sweeps", *map(str, args)]
+
+
+def plain_env(**extra: str) -> dict[str, str]:
+    """This environment, with a wide terminal and no storage from outside."""
+    return {**os.environ, "COLUMNS": "200", "SWEEPS_STORAGE": "", **extra}
+
+
+def sweeps(
+    *args: object,
+    cwd: Path | None = None,
+    env: Mapping[str, str] | None = None,
+    timeout: float = 120,
+    **kwargs: Any,
+) -> subprocess.CompletedProcess[str]:
+    """``sweeps ARGS`` to its end, its output captured as text; ``timeout`` only a hang reaches."""
+    kwargs.setdefault("stdin", subprocess.DEVNULL)
+    return subprocess.run(
+        sweeps_cmd(*args),
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+        **kwargs,
+    )
+
+
+@dataclass(frozen=True)
+class Took:
+    wall: float
+    cpu: float
+
+
+def run_timed(
+    command: list[str], *, timeout: float = HANG_S, **kwargs: Any
+) -> tuple[subprocess.CompletedProcess[str], Took]:
+    """``command`` to its end in a session of its own (its group killed after), its output
+    captured as text, with the wall and CPU seconds it took.
+
+    CPU rather than wall time for limits: other jobs on a shared machine stretch wall time
+    several-fold.
+    """
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    began = time.monotonic()
+    process = subprocess.Popen(
+        command,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+        **kwargs,
+    )
+    try:
+        out, err = process.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        os.killpg(process.pid, signal.SIGKILL)
+        out, err = process.communicate()
+        pytest.fail(f"{command} still running after {timeout} s:\n{out}\n{err}")
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, signal.SIGKILL)
+    wall = time.monotonic() - began
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu = after.ru_utime - usage.ru_utime + after.ru_stime - usage.ru_stime
+    return subprocess.CompletedProcess(command, process.returncode, out, err), Took(wall, cpu)
+
+
+@contextlib.contextmanager
+def logged(command: list[str], log: Path, **kwargs: Any) -> Iterator[subprocess.Popen]:
+    """``command`` in its own session, its output (stderr, and stdout unless given) in ``log``.
+
+    At the end it is killed with its group if it is still alive, and only then: what outlives a
+    command that ended is for the test to see.
+    """
+    with log.open("w") as output:
+        kwargs.setdefault("stdout", output)
+        process = subprocess.Popen(
+            command, stdin=subprocess.DEVNULL, stderr=output, start_new_session=True, **kwargs
+        )
+    try:
+        yield process
+    finally:
+        if process.poll() is None:
+            os.killpg(process.pid, signal.SIGKILL)
+        process.wait()
+        if process.stdout is not None:
+            process.stdout.close()
+
+
+def wait_until(
+    condition: Callable[[], object],
+    what: str,
+    *,
+    process: subprocess.Popen | None = None,
+    log: Path | None = None,
+    timeout: float = HANG_S,
+    every: float = 0.05,
+) -> None:
+    """Poll ``condition`` until it holds; fail after ``timeout`` seconds, or as soon as
+    ``process`` has ended. The message holds ``log``, else what ``process`` said in its pipes."""
+
+    def said() -> str:
+        if log is not None:
+            return log.read_text()
+        if process is not None and process.poll() is not None:
+            return "".join(filter(None, process.communicate()))
+        return ""
+
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if process is not None:
+            assert process.poll() is None, f"ended before {what}:\n{said()}"
+        assert time.monotonic() < deadline, f"no {what} after {timeout:g} s:\n{said()}"
+        time.sleep(every)
+
+
+def on_another_host(command: list[str], host: str = "other-host") -> list[str]:
+    """``command`` in a UTS namespace of its own named ``host``: this host cannot look its
+    processes up, only its heartbeat tells. Skips where ``unshare --uts`` is not allowed."""
+    probe = subprocess.run(["unshare", "--uts", "true"], capture_output=True)
+    if probe.returncode != 0:
+        pytest.skip(f"cannot give a worker another host name (unshare --uts): {probe.stderr!r}")
+    return ["unshare", "--uts", "sh", "-c", f'hostname {host} && exec "$@"', "sh", *command]
+
+
+def pid_alive(pid: int) -> bool:
+    """Whether process ``pid`` exists and is no zombie (read from /proc)."""
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (OSError, IndexError):
+        return False
+    return state not in ("Z", "X")
+
+
+def study_trials(study_dir: Path, storage: str | None = None) -> list[Any]:
+    """The trials of the study ``tiny`` on ``storage`` (default: ``study_dir``'s journal file);
+    none before the study exists."""
+    import optuna
+
+    from mixer_sweeps.study import open_storage
+
+    if storage is None and not (study_dir / "study.journal").exists():
+        return []
+    try:
+        study = optuna.load_study(
+            study_name="tiny", storage=open_storage(storage, study_dir=study_dir)
+        )
+    except KeyError:
+        return []
+    return study.get_trials()
+
+
+def storage_url(kind: str, tmp_path: Path, request: pytest.FixtureRequest) -> str:
+    """A storage of ``kind``: a SQLite file in ``tmp_path``, or an empty PostgreSQL database."""
+    if kind == "sqlite":
+        return f"sqlite:///{tmp_path / 'study.db'}"
+    return request.getfixturevalue("postgres_url")
+
+
+def unwritable_folder(tmp: Path) -> Path:
+    """A folder in which nothing can be created, also for root (who ignores permissions)."""
+    if os.geteuid() != 0:
+        folder = tmp / "read-only"
+        folder.mkdir()
+        folder.chmod(0o555)
+        return folder
+    for candidate in (Path("/sys/fs"), Path("/proc/sys"), Path("/sys")):
+        probe = candidate / f"sweeps-probe-{os.getpid()}"
+        try:
+            probe.mkdir()
+        except OSError:
+            return candidate
+        probe.rmdir()
+    pytest.skip("no folder that root cannot write to (read-only /sys or /proc)")
+
+
+def markdown_table(text: str, title: str) -> list[list[str]]:
+    """The rows (header first) of the Markdown table under ``## title``."""
+    block = text.split(f"## {title}\n\n", 1)[1].split("\n\n", 1)[0].splitlines()
+    rows = [[cell.strip() for cell in line.strip("|").split("|")] for line in block]
+    return [rows[0], *rows[2:]]
 
 
 def _pg_bin() -> Path | None:

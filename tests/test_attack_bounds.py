@@ -15,14 +15,9 @@ Every case runs the real command line in a process of its own, on real files in 
 
 from __future__ import annotations
 
-import copy
 import json
 import os
-import resource
 import shutil
-import subprocess
-import sys
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -30,58 +25,27 @@ from typing import Any
 import pytest
 import yaml
 
-from conftest import TINY_RUN
+from conftest import HANG_S, TINY_RUN, Took, run_timed, sweeps_cmd, tiny_run
 from mixer_sweeps.spec import WORKER_PROCESS_BYTES, available_memory
 
 GUARD_S = 5.0
 """CPU seconds a refusal may take: a guard against the blow-ups (a billion-item list, a
 thousand processes), not a benchmark; refusing imports no torch, so most take under a second."""
-HANG_S = 60.0
-"""Wall seconds: only a hang reaches it on a shared two-core machine."""
 BOGUS_STORAGE = "nosuch://x"
 """A storage URL that `run` and `launch` refuse before they start or write anything: should a
 worker check ever let 1,024 workers through, they are refused there, not spawned on the test
 machine. A refusal by the check names --workers; one by the storage does not."""
 
 
-@dataclass(frozen=True)
-class Took:
-    wall: float
-    cpu: float
-
-
 def _sweeps(args: list[str], cwd: Path, timeout: float = HANG_S) -> tuple[Any, Took]:
-    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
-    started = time.monotonic()
-    out = subprocess.run(
-        [sys.executable, "-m", "mixer_sweeps", *args],
-        cwd=cwd,
-        stdin=subprocess.DEVNULL,
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        env={**os.environ, "XDG_STATE_HOME": str(cwd / ".state")},  # crash logs: a change
-    )
-    after = resource.getrusage(resource.RUSAGE_CHILDREN)
-    cpu = after.ru_utime - usage.ru_utime + after.ru_stime - usage.ru_stime
-    return out, Took(time.monotonic() - started, cpu)
+    env = {**os.environ, "XDG_STATE_HOME": str(cwd / ".state")}  # crash logs: a change
+    return run_timed(sweeps_cmd(*args), cwd=cwd, env=env, timeout=timeout)
 
 
 def _tree(root: Path) -> dict[str, int]:
     return {
         str(p.relative_to(root)): p.stat().st_size if p.is_file() else -1 for p in root.rglob("*")
     }
-
-
-def _spec(**changes: Any) -> dict[str, Any]:
-    data = copy.deepcopy(TINY_RUN)
-    for dotted, value in changes.items():
-        node = data
-        *parents, leaf = dotted.split(".")
-        for key in parents:
-            node = node[key]
-        node[leaf] = value
-    return data
 
 
 def _write_study(folder: Path, spec: dict[str, Any], **study: Any) -> None:
@@ -190,7 +154,7 @@ CASES = [
 def test_a_number_beyond_its_bound_exits_2_naming_it_at_once_writing_nothing(
     case: Case, tmp_path: Path
 ) -> None:
-    _write_study(tmp_path, _spec(**case.changes))
+    _write_study(tmp_path, tiny_run(**case.changes))
     if case.study_text is not None:
         path = tmp_path / "study.yaml"
         old, new = case.study_text
@@ -300,7 +264,7 @@ def test_run_and_launch_refuse_what_this_machine_cannot_hold_before_starting_any
     free, _ = available_memory("cpu")
     if args and free is not None and free > 1024 * WORKER_PROCESS_BYTES:
         pytest.skip("this machine holds 1,024 worker processes")
-    _write_study(tmp_path, _spec(**changes))
+    _write_study(tmp_path, tiny_run(**changes))
     before = _tree(tmp_path)
 
     full = [*COMMANDS[command], *args, "--storage", BOGUS_STORAGE]
@@ -316,7 +280,7 @@ def test_workers_that_fit_pass_the_check(tmp_path: Path, command: str) -> None:
     free, _ = available_memory("cpu")
     if free is not None and free < 4 * WORKER_PROCESS_BYTES:
         pytest.skip("this machine holds fewer than 4 worker processes")
-    _write_study(tmp_path, _spec())
+    _write_study(tmp_path, tiny_run())
 
     out, _ = _sweeps([*COMMANDS[command], "--workers", "2", "--storage", BOGUS_STORAGE], tmp_path)
 
@@ -326,7 +290,7 @@ def test_workers_that_fit_pass_the_check(tmp_path: Path, command: str) -> None:
 
 def test_a_local_launch_in_which_every_trial_fails_exits_1_as_run_does(tmp_path: Path) -> None:
     # Learning rates so large that the loss turns non-finite in the first epoch.
-    spec = _spec(**{"optim.epochs": 1, "optim.warmup_epochs": 0})
+    spec = tiny_run(**{"optim.epochs": 1, "optim.warmup_epochs": 0})
     (tmp_path / "tiny.yaml").write_text(yaml.safe_dump(spec), encoding="utf-8")
     document = {
         "study": {

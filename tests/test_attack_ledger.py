@@ -20,11 +20,7 @@ import datetime
 import json
 import os
 import shutil
-import signal
-import subprocess
-import sys
 import time
-from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -33,8 +29,7 @@ import pytest
 import yaml
 from optuna.trial import FrozenTrial, TrialState
 
-from conftest import TINY_RUN
-from mixer_sweeps.study import open_storage
+from conftest import TINY_RUN, logged, pid_alive, study_trials, sweeps, sweeps_cmd, wait_until
 from mixer_sweeps.study._storage import HEARTBEAT_GRACE_ENV, HEARTBEAT_INTERVAL_ENV
 from mixer_sweeps.study._worker import CLAIM_DELAY_ENV
 
@@ -63,66 +58,12 @@ def _write_study(path: Path, *, fixed: dict[str, Any] | None = None, **study: An
     return path
 
 
-def _sweeps(*args: object) -> list[str]:
-    return [sys.executable, "-m", "mixer_sweeps", *map(str, args)]
-
-
-@contextlib.contextmanager
-def _logged(command: list[str], log: Path, **kwargs: Any) -> Iterator[subprocess.Popen]:
-    """``command`` in its own session, its output in ``log``; killed at the end if still alive."""
-    with log.open("w") as output:
-        process = subprocess.Popen(
-            command,
-            stdin=subprocess.DEVNULL,
-            stdout=output,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-            **kwargs,
-        )
-    try:
-        yield process
-    finally:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(process.pid, signal.SIGKILL)
-        process.wait()
-
-
-def _run(*args: object, cwd: Path, env: dict[str, str] | None = None, timeout: float = 120):
-    return subprocess.run(
-        _sweeps(*args),
-        cwd=cwd,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        stdin=subprocess.DEVNULL,
-    )
-
-
-def _wait_until(condition: Callable[[], bool], what: str, timeout: float = 60) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, f"no {what} after {timeout:g} s"
-        time.sleep(0.1)
-
-
 def _stored(url: str) -> list[FrozenTrial]:
     return optuna.load_study(study_name="tiny", storage=url).get_trials()
 
 
-def _journal_trials(study_dir: Path) -> list[FrozenTrial]:
-    """The trials of the study's default journal file; none before it has any."""
-    if not (study_dir / "study.journal").exists():
-        return []
-    try:
-        storage = open_storage(None, study_dir=study_dir)
-        return optuna.load_study(study_name="tiny", storage=storage).get_trials()
-    except KeyError:  # no study yet
-        return []
-
-
 def _status(url: str, cwd: Path) -> dict[str, Any]:
-    result = _run("status", "results/tiny", "--storage", url, "--json", cwd=cwd)
+    result = sweeps("status", "results/tiny", "--storage", url, "--json", cwd=cwd)
     assert result.returncode == 0, result.stdout + result.stderr
     (study,) = json.loads(result.stdout)["studies"]
     return study
@@ -150,9 +91,9 @@ def raced(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
         for name in ("a", "b"):
             folder = tmp_path / name
             folder.mkdir()
-            command = _sweeps("run", study, "--results", "results", "--storage", url)
+            command = sweeps_cmd("run", study, "--results", "results", "--storage", url)
             log = folder / "log"
-            processes.append((stack.enter_context(_logged(command, log, cwd=folder, env=env)), log))
+            processes.append((stack.enter_context(logged(command, log, cwd=folder, env=env)), log))
         for process, log in processes:
             assert process.wait(timeout=120) == 0, log.read_text()
     trials = _stored(url)
@@ -187,7 +128,7 @@ def test_a_surplus_claim_is_never_retried_and_every_trained_trial_is_counted(
     surplus = _stored(url)[1]
     # The claim that gave way is no failure of the study: there is nothing to retry. A larger
     # budget then gets exactly one more trial, and every count shows both.
-    result = _run(
+    result = sweeps(
         "run", study, "--results", "results", "--storage", url, "--retry-failed",
         "--n-trials", 2, cwd=folder,
     )  # fmt: skip
@@ -223,7 +164,7 @@ def test_a_trial_that_trained_is_counted_whatever_marks_it_carries(
             },
         )
     )
-    result = _run(
+    result = sweeps(
         "run", study, "--results", "results", "--storage", url, "--n-trials", 2, cwd=folder
     )
     assert result.returncode == 0, result.stdout + result.stderr
@@ -250,7 +191,7 @@ def test_a_heartbeat_grace_of_fewer_than_three_intervals_is_refused(
     env[HEARTBEAT_INTERVAL_ENV] = interval
     if grace is not None:
         env[HEARTBEAT_GRACE_ENV] = grace
-    result = _run("run", study, "--results", "results", cwd=tmp_path, env=env, timeout=60)
+    result = sweeps("run", study, "--results", "results", cwd=tmp_path, env=env, timeout=60)
     output = result.stdout + result.stderr
     assert result.returncode == 2, output
     assert "Traceback" not in output and len(output.strip().splitlines()) == 1, output
@@ -272,9 +213,9 @@ def test_a_live_worker_on_this_host_is_never_taken_for_dead_however_late_its_hea
     folders = {name: tmp_path / name for name in ("a", "b")}
     for folder in folders.values():
         folder.mkdir()
-    command = _sweeps("run", study, "--results", "results", "--storage", url)
+    command = sweeps_cmd("run", study, "--results", "results", "--storage", url)
     log_a, log_b = folders["a"] / "log", folders["b"] / "log"
-    with _logged(command, log_a, cwd=folders["a"], env=slow) as a:
+    with logged(command, log_a, cwd=folders["a"], env=slow) as a:
 
         def silent_for_4_s() -> bool:
             assert a.poll() is None, log_a.read_text()
@@ -286,8 +227,8 @@ def test_a_live_worker_on_this_host_is_never_taken_for_dead_however_late_its_hea
                 return False
             return time.time() - trials[0].system_attrs.get("heartbeat", time.time()) > 4
 
-        _wait_until(silent_for_4_s, "a running trial silent for 4 s")
-        with _logged(command, log_b, cwd=folders["b"], env=quick) as b:
+        wait_until(silent_for_4_s, "a running trial silent for 4 s")
+        with logged(command, log_b, cwd=folders["b"], env=quick) as b:
             assert b.wait(timeout=120) == 0, log_b.read_text()
         trials = _stored(url)
         assert [t.state for t in trials] == [TrialState.RUNNING], [
@@ -302,36 +243,30 @@ def test_a_live_worker_on_this_host_is_never_taken_for_dead_however_late_its_hea
 # ======================================================================= a parent killed -9
 
 
-def _alive(pid: int) -> bool:
-    try:
-        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-    except (OSError, IndexError):
-        return False
-    return state not in ("Z", "X")
-
-
 def test_workers_whose_parent_is_killed_finish_their_trial_and_stop(tmp_path: Path) -> None:
     n_trials = 4
     study = _write_study(tmp_path / "study.yaml", n_trials=n_trials, fixed={"optim.epochs": 10})
     study_dir, log = tmp_path / "results" / "tiny", tmp_path / "log"
-    command = _sweeps("run", study, "--results", "results", "--workers", 2)
-    with _logged(command, log, cwd=tmp_path) as parent:
+    command = sweeps_cmd("run", study, "--results", "results", "--workers", 2)
+    with logged(command, log, cwd=tmp_path) as parent:
 
         def running() -> list[FrozenTrial]:
             assert parent.poll() is None, log.read_text()
-            trials = _journal_trials(study_dir)
+            trials = study_trials(study_dir)
             return [t for t in trials if t.state == TrialState.RUNNING and t.intermediate_values]
 
-        _wait_until(lambda: len(running()) == 2, "two trials in training")
+        wait_until(lambda: len(running()) == 2, "two trials in training")
         workers = {t.user_attrs["worker"]["pid"] for t in running()}
         assert parent.pid not in workers and len(workers) == 2
         parent.kill()
         parent.wait()
         killed_at = datetime.datetime.now()  # Optuna stamps trials with the local time
         # Each finishes the trial it trains, then stops: no new trial, no trial left running.
-        _wait_until(lambda: not any(map(_alive, workers)), "end of the orphaned workers", 120)
+        wait_until(
+            lambda: not any(map(pid_alive, workers)), "end of the orphaned workers", timeout=120
+        )
 
-    trials = _journal_trials(study_dir)
+    trials = study_trials(study_dir)
     described = [(t.number, t.state, t.datetime_start, t.user_attrs.get("reason")) for t in trials]
     assert all(t.state == TrialState.COMPLETE for t in trials), described
     assert all(t.datetime_start < killed_at for t in trials), f"claimed after the kill: {described}"
@@ -341,8 +276,8 @@ def test_workers_whose_parent_is_killed_finish_their_trial_and_stop(tmp_path: Pa
     assert "its sweeps run" in log.read_text() and "Traceback" not in log.read_text()
     assert not (study_dir / "report").exists()
 
-    again = _run("run", study, "--results", "results", cwd=tmp_path, timeout=300)
+    again = sweeps("run", study, "--results", "results", cwd=tmp_path, timeout=300)
     assert again.returncode == 0, again.stdout + again.stderr
-    trials = _journal_trials(study_dir)
+    trials = study_trials(study_dir)
     assert [t.state for t in trials] == [TrialState.COMPLETE] * n_trials
     assert len(_report_rows(study_dir)) == n_trials

@@ -14,7 +14,6 @@ import math
 import os
 import re
 import subprocess
-import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -24,20 +23,13 @@ import pytest
 import yaml
 from optuna.trial import TrialState
 
-from conftest import TINY_RUN
+from conftest import TINY_RUN, sweeps
 from mixer_sweeps.study import open_storage
 
 
 def _sweeps(*args: str, cwd: Path, timeout: float = 120) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "mixer_sweeps", *args],
-        cwd=cwd,
-        stdin=subprocess.DEVNULL,
-        capture_output=True,
-        text=True,
-        timeout=timeout,  # generous: only a hang reaches it
-        env={**os.environ, "XDG_STATE_HOME": str(cwd / ".state")},
-    )
+    env = {**os.environ, "XDG_STATE_HOME": str(cwd / ".state")}
+    return sweeps(*args, cwd=cwd, env=env, timeout=timeout)  # generous: only a hang reaches it
 
 
 def _write_study(path: Path, space: dict[str, Any], epochs: int, **extra: Any) -> Path:
@@ -257,17 +249,6 @@ def test_every_mistake_is_reported_with_its_path_and_line(
 
 
 # ------------------------------------------------------------ checkpoints with crafted values
-
-
-@pytest.fixture(scope="module")
-def checkpoint_state() -> dict[str, Any]:
-    """A real checkpoint of the tiny run (3 epochs) after its first epoch."""
-    from mixer_sweeps.spec import RunSpec
-    from mixer_sweeps.training import Trainer
-
-    trainer = Trainer(RunSpec.model_validate(TINY_RUN))
-    trainer.run_epoch()
-    return trainer.state_dict()
 
 
 def _set(key: str, value: Any) -> Callable[[dict[str, Any]], None]:

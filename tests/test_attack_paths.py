@@ -29,24 +29,11 @@ from typing import Any
 import pytest
 import yaml
 
-from conftest import TINY_RUN
+from conftest import TINY_RUN, sweeps, unwritable_folder
 from mixer_sweeps.spec import load_study_file, parse_run_spec
 from mixer_sweeps.study import run_study
 
 EPOCH = {**TINY_RUN, "optim": {**TINY_RUN["optim"], "epochs": 1, "warmup_epochs": 0}}
-
-
-def sweeps(*args: object, cwd: Path, **kwargs: Any) -> subprocess.CompletedProcess:
-    kwargs.setdefault("stdin", subprocess.DEVNULL)
-    return subprocess.run(
-        [sys.executable, "-m", "mixer_sweeps", *map(str, args)],
-        cwd=cwd,
-        capture_output=True,
-        text=True,
-        timeout=180,
-        check=False,
-        **kwargs,
-    )
 
 
 def _one_error(done: subprocess.CompletedProcess, *words: str) -> None:
@@ -317,27 +304,10 @@ def test_a_link_to_a_folder_is_written_through(work: Path, command: FolderComman
 # ----------------------------------------------------------------------------------- point 8
 
 
-def _unwritable(tmp: Path) -> Path:
-    """A folder in which nothing can be created, also for root (who ignores permissions)."""
-    if os.geteuid() != 0:
-        folder = tmp / "read-only"
-        folder.mkdir()
-        folder.chmod(0o555)
-        return folder
-    for candidate in (Path("/sys/fs"), Path("/proc/sys"), Path("/sys")):
-        probe = candidate / f"sweeps-probe-{os.getpid()}"
-        try:
-            probe.mkdir()
-        except OSError:
-            return candidate
-        probe.rmdir()
-    pytest.skip("no folder that root cannot write to (read-only /sys or /proc)")
-
-
 def test_a_report_it_cannot_write_says_what_to_do_and_queues_nothing(
     work: Path, tmp_path: Path
 ) -> None:
-    (work / "results" / "tiny" / "report").symlink_to(_unwritable(tmp_path))
+    (work / "results" / "tiny" / "report").symlink_to(unwritable_folder(tmp_path))
     done = sweeps("report", "tiny.yaml", "--format", "md", cwd=work)
     _one_error(done, "report", "--out", "then run the same command again")
     assert "queued" not in done.stderr

@@ -26,7 +26,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from conftest import TINY_RUN
+from conftest import TINY_RUN, sweeps
 from mixer_sweeps.spec import load_study_file
 from mixer_sweeps.study import open_storage, run_study
 
@@ -35,21 +35,6 @@ TIMEOUT_S = 2
 MARGIN_S = 30
 """Start-up and a loaded machine, on top of the timeout; the unbounded waits are 60-130 s."""
 BAD = ("bad-journal", "bad-yaml", "gone-sqlite", "run-elsewhere", "stalled-pg")
-
-
-def sweeps(
-    *args: str, cwd: Path, env: dict[str, str] | None = None, timeout: float = 200
-) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, "-m", "mixer_sweeps", *args],
-        cwd=cwd,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        check=False,
-        stdin=subprocess.DEVNULL,
-    )
 
 
 @pytest.fixture(scope="module")

@@ -23,12 +23,8 @@ from typing import Any
 import pytest
 import yaml
 
-from conftest import REPO, TINY_RUN
+from conftest import REPO, TINY_RUN, logged, pid_alive, sweeps_cmd, wait_until
 from mixer_sweeps.spec import apply_overrides, load_run_spec
-
-
-def _sweeps(*args: object) -> list[str]:
-    return [sys.executable, "-m", "mixer_sweeps", *map(str, args)]
 
 
 def _env(home: Path, **extra: str) -> dict[str, str]:
@@ -49,35 +45,18 @@ def _spec(path: Path, **overrides: Any) -> Path:
     return path
 
 
-@contextlib.contextmanager
-def _piped(command: list[str], env: dict[str, str], stderr: Path) -> Iterator[subprocess.Popen]:
+def _piped(
+    command: list[str], env: dict[str, str], stderr: Path
+) -> contextlib.AbstractContextManager[subprocess.Popen]:
     """``command`` with its stdout in a pipe (as in ``sweeps ... | tee log``), in its own
     session; killed with its group at the end if still alive."""
-    with stderr.open("w") as err:
-        process = subprocess.Popen(
-            command,
-            stdout=subprocess.PIPE,
-            stderr=err,
-            stdin=subprocess.DEVNULL,
-            env=env,
-            cwd=REPO,
-            text=True,
-            start_new_session=True,
-        )
-    try:
-        yield process
-    finally:
-        if process.poll() is None:
-            os.killpg(process.pid, signal.SIGKILL)
-        process.wait()
-        assert process.stdout is not None
-        process.stdout.close()
+    return logged(command, stderr, stdout=subprocess.PIPE, env=env, cwd=REPO, text=True)
 
 
 def test_train_in_a_pipe_prints_each_epoch_as_it_ends(tmp_path: Path) -> None:
     # 30 epochs: stopped after the second line, so lines that came only at the end fail this.
     spec = _spec(tmp_path / "tiny.yaml", **{"optim.epochs": 30})
-    command = _sweeps("train", spec, "--out", tmp_path / "run")
+    command = sweeps_cmd("train", spec, "--out", tmp_path / "run")
     with _piped(command, _env(tmp_path / "home"), tmp_path / "stderr") as process:
         assert process.stdout is not None
         lines = []
@@ -125,7 +104,7 @@ def test_run_in_a_pipe_prints_each_trial_whole_tables_and_where_wandb_runs_went(
 ) -> None:
     study = _write_study(tmp_path / "study.yaml")
     results = tmp_path / "results"
-    command = _sweeps("run", study, "--results", results)
+    command = sweeps_cmd("run", study, "--results", results)
     arrived: list[tuple[float, str]] = []
     with _piped(command, _env(tmp_path / "home"), tmp_path / "stderr") as process:
         assert process.stdout is not None
@@ -206,7 +185,7 @@ def offline_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
     folder = tmp_path_factory.mktemp("offline")
     spec = _spec(folder / "tiny.yaml", **{"optim.epochs": 1, "tracking.wandb.mode": "offline"})
     done = subprocess.run(
-        _sweeps("train", spec, "--out", folder / "run"),
+        sweeps_cmd("train", spec, "--out", folder / "run"),
         env=_env(folder / "home"),
         capture_output=True,
         text=True,
@@ -252,14 +231,6 @@ def _descendants(pid: int) -> set[int]:
     return found
 
 
-def _alive(pid: int) -> bool:
-    try:
-        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-    except OSError:
-        return False
-    return state != "Z"
-
-
 def _cmdline(pid: int) -> str:
     with contextlib.suppress(OSError):
         return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
@@ -272,26 +243,27 @@ def test_sync_says_what_it_waits_for_and_a_signal_ends_its_children(
     tmp_path: Path, offline_run: Path, silent_server: str, signum: int
 ) -> None:
     env = _env(tmp_path / "home", WANDB_BASE_URL=silent_server, WANDB_API_KEY="x" * 40)
-    command = _sweeps("sync", offline_run, "--timeout", 120)
+    command = sweeps_cmd("sync", offline_run, "--timeout", 120)
     with _piped(command, env, tmp_path / "stderr") as process:
         assert process.stdout is not None
         first = process.stdout.readline()
         # Said before any waiting: the server, the time limit and how to stop.
         assert silent_server in first and "120 s" in first and "Ctrl-C" in first, first
         children: set[int] = set()
-        deadline = time.monotonic() + 60
-        while not any("wandb-core" in _cmdline(p) for p in children):
-            assert time.monotonic() < deadline, f"no wandb-core started: {children}"
-            assert process.poll() is None, (tmp_path / "stderr").read_text()
-            children |= _descendants(process.pid)
-            time.sleep(0.2)
+
+        def wandb_core() -> bool:
+            children.update(_descendants(process.pid))
+            return any("wandb-core" in _cmdline(p) for p in children)
+
+        stderr = tmp_path / "stderr"
+        wait_until(wandb_core, "wandb-core started", process=process, log=stderr, every=0.2)
         process.send_signal(signum)
         code = process.wait(timeout=30)
     try:
         deadline = time.monotonic() + 5
-        while any(_alive(p) for p in children) and time.monotonic() < deadline:
+        while any(pid_alive(p) for p in children) and time.monotonic() < deadline:
             time.sleep(0.1)
-        left = {p: _cmdline(p) for p in children if _alive(p)}
+        left = {p: _cmdline(p) for p in children if pid_alive(p)}
         assert not left, f"still running after sweeps sync ended: {left}"
     finally:
         for pid in children:

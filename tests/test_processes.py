@@ -12,53 +12,32 @@ import pty
 import signal
 import socket
 import subprocess
-import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
-import optuna
 import pytest
 import yaml
-from optuna.trial import FrozenTrial, TrialState
+from optuna.trial import TrialState
 from test_study import make_study, write_study
 
-from conftest import TINY_RUN
+from conftest import (
+    TINY_RUN,
+    logged,
+    on_another_host,
+    storage_url,
+    study_trials,
+    sweeps,
+    sweeps_cmd,
+    wait_until,
+)
 from mixer_sweeps.spec import load_study_file
-from mixer_sweeps.study import open_storage, run_study
+from mixer_sweeps.study import run_study
 from mixer_sweeps.study._storage import HEARTBEAT_GRACE_ENV, HEARTBEAT_INTERVAL_ENV
 from mixer_sweeps.study._worker import ABANDON_DELAY_ENV, CLAIM_DELAY_ENV
 from mixer_sweeps.training import CHECKPOINT_FILE, load_checkpoint
 
 OTHER_HOST = "other-host"
-
-
-def _sweeps(*args: object) -> list[str]:
-    return [sys.executable, "-m", "mixer_sweeps", *map(str, args)]
-
-
-@contextlib.contextmanager
-def _started(command: list[str], log: Path, **kwargs) -> Iterator[subprocess.Popen]:
-    """``command`` in its own session, its output in ``log``; killed at the end if still alive."""
-    with log.open("w") as output:
-        kwargs.setdefault("stdout", output)
-        process = subprocess.Popen(
-            command, stdin=subprocess.DEVNULL, stderr=output, start_new_session=True, **kwargs
-        )
-    try:
-        yield process
-    finally:
-        if process.poll() is None:
-            os.killpg(process.pid, signal.SIGKILL)
-        process.wait()
-
-
-def _wait_for(condition: Callable[[], bool], process: subprocess.Popen, log: Path, what: str):
-    deadline = time.monotonic() + 60
-    while not condition():
-        assert process.poll() is None, f"ended before {what}:\n{log.read_text()}"
-        assert time.monotonic() < deadline, f"no {what} after 60 s:\n{log.read_text()}"
-        time.sleep(0.05)
 
 
 def _ctrl_c(process: subprocess.Popen) -> None:
@@ -72,23 +51,11 @@ def _catches(pid: int, signum: int) -> bool:
     return bool(int(mask, 16) >> (signum - 1) & 1)
 
 
-def _trials(study_dir: Path, storage: str | None = None) -> list[FrozenTrial]:
-    if storage is None and not (study_dir / "study.journal").exists():
-        return []
-    try:
-        study = optuna.load_study(
-            study_name="tiny", storage=open_storage(storage, study_dir=study_dir)
-        )
-    except KeyError:
-        return []
-    return study.get_trials()
-
-
 def _training(study_dir: Path, n: int) -> Callable[[], bool]:
     """Whether ``n`` trials are running and each has trained an epoch."""
 
     def check() -> bool:
-        running = [t for t in _trials(study_dir) if t.state == TrialState.RUNNING]
+        running = [t for t in study_trials(study_dir) if t.state == TrialState.RUNNING]
         return len(running) == n and all(t.intermediate_values for t in running)
 
     return check
@@ -142,8 +109,8 @@ def _train_spec(tmp_path: Path, epochs: int) -> Path:
 
 def test_sigterm_stops_train_cleanly_and_resume_finishes(tmp_path: Path) -> None:
     spec, out, log = _train_spec(tmp_path, epochs=15), tmp_path / "run", tmp_path / "log"
-    with _started(_sweeps("train", spec, "--out", out), log) as process:
-        _wait_for((out / CHECKPOINT_FILE).exists, process, log, "checkpoint")
+    with logged(sweeps_cmd("train", spec, "--out", out), log) as process:
+        wait_until((out / CHECKPOINT_FILE).exists, "checkpoint", process=process, log=log)
         process.send_signal(signal.SIGTERM)
         assert process.wait(timeout=30) == 130, log.read_text()
     output = log.read_text()
@@ -153,12 +120,7 @@ def test_sigterm_stops_train_cleanly_and_resume_finishes(tmp_path: Path) -> None
     assert f"Continue with: sweeps train {spec} --resume --out {out}" in output
     assert "Traceback" not in output
 
-    done = subprocess.run(
-        _sweeps("train", spec, "--out", out, "--resume"),
-        stdin=subprocess.DEVNULL,
-        capture_output=True,
-        text=True,
-    )
+    done = sweeps("train", spec, "--out", out, "--resume")
     assert done.returncode == 0, done.stderr
     assert len((out / "history.csv").read_text().splitlines()) == 1 + 15
     assert (out / "metrics.json").is_file() and not (out / CHECKPOINT_FILE).exists()
@@ -182,11 +144,16 @@ def test_a_second_ctrl_c_ends_train_at_once_while_it_cleans_up(tmp_path: Path) -
     spec, out, log = _train_spec(tmp_path, epochs=200), tmp_path / "run", tmp_path / "log"
     read_end, write_end = pty.openpty()  # a terminal, so that `sweeps train` draws its bar
     try:
-        with _started(_sweeps("train", spec, "--out", out), log, stdout=write_end) as process:
-            _wait_for((out / CHECKPOINT_FILE).exists, process, log, "checkpoint")
+        with logged(sweeps_cmd("train", spec, "--out", out), log, stdout=write_end) as process:
+            wait_until((out / CHECKPOINT_FILE).exists, "checkpoint", process=process, log=log)
             _fill(write_end)
             _ctrl_c(process)
-            _wait_for(lambda: not _catches(process.pid, signal.SIGINT), process, log, "clean-up")
+            wait_until(
+                lambda: not _catches(process.pid, signal.SIGINT),
+                "clean-up",
+                process=process,
+                log=log,
+            )
             assert process.poll() is None, "the stalled clean-up did not hold the process"
             _ctrl_c(process)
             try:
@@ -208,14 +175,16 @@ def test_a_second_ctrl_c_ends_train_at_once_while_it_cleans_up(tmp_path: Path) -
 def test_sigterm_stops_a_study_like_ctrl_c(tmp_path: Path, workers: int) -> None:
     path, log = _lr_study(tmp_path, [1e-2, 3e-2][:workers], epochs=500), tmp_path / "log"
     study_dir = tmp_path / "tiny"
-    command = _sweeps("run", path, "--workers", workers, "--results", tmp_path)
-    with _started(command, log) as process:
-        _wait_for(_training(study_dir, workers), process, log, f"{workers} trials training")
+    command = sweeps_cmd("run", path, "--workers", workers, "--results", tmp_path)
+    with logged(command, log) as process:
+        wait_until(
+            _training(study_dir, workers), f"{workers} trials training", process=process, log=log
+        )
         process.send_signal(signal.SIGTERM)
         assert process.wait(timeout=30) == 130, log.read_text()
     output = log.read_text()
     assert "run the same command again" in output and "Traceback" not in output
-    trials = _trials(study_dir)
+    trials = study_trials(study_dir)
     failed = [t for t in trials if t.state == TrialState.FAIL]
     queued = [t for t in trials if t.state == TrialState.WAITING]
     assert len(failed) == len(queued) == workers == len(trials) // 2
@@ -229,17 +198,17 @@ def test_a_second_ctrl_c_kills_the_workers_and_the_next_run_recovers_them(tmp_pa
     # Workers linger a minute over the trials they abandon, so the second Ctrl-C surely finds
     # them cleaning up.
     env = {**os.environ, ABANDON_DELAY_ENV: "60"}
-    command = _sweeps("run", path, "--workers", 2, "--results", tmp_path)
-    with _started(command, log, env=env) as process:
-        _wait_for(_training(study_dir, 2), process, log, "both trials training")
+    command = sweeps_cmd("run", path, "--workers", 2, "--results", tmp_path)
+    with logged(command, log, env=env) as process:
+        wait_until(_training(study_dir, 2), "both trials training", process=process, log=log)
         _ctrl_c(process)
 
         def cleaning_up() -> bool:
-            trials = _trials(study_dir)
+            trials = study_trials(study_dir)
             reasons = [t.user_attrs.get("reason", "") for t in trials]
             return len(trials) == 2 and all(r.startswith("interrupted") for r in reasons)
 
-        _wait_for(cleaning_up, process, log, "workers abandoning their trials")
+        wait_until(cleaning_up, "workers abandoning their trials", process=process, log=log)
         _ctrl_c(process)
         try:
             process.wait(timeout=10)
@@ -248,7 +217,7 @@ def test_a_second_ctrl_c_kills_the_workers_and_the_next_run_recovers_them(tmp_pa
     output = log.read_text()
     assert process.returncode == 130, output
     assert "Traceback" not in output
-    assert [t.state for t in _trials(study_dir)] == [TrialState.RUNNING] * 2
+    assert [t.state for t in study_trials(study_dir)] == [TrialState.RUNNING] * 2
 
     run = run_study(load_study_file(path), results_dir=tmp_path)
     counts = run.counts
@@ -266,9 +235,11 @@ def test_two_quick_ctrl_cs_kill_the_workers_too(tmp_path: Path) -> None:
     # Both presses land between two of the runner's polls, which count them and act later.
     path, log = _lr_study(tmp_path, [1e-2, 3e-2], epochs=500), tmp_path / "log"
     env = {**os.environ, ABANDON_DELAY_ENV: "60"}
-    command = _sweeps("run", path, "--workers", 2, "--results", tmp_path)
-    with _started(command, log, env=env) as process:
-        _wait_for(_training(tmp_path / "tiny", 2), process, log, "both trials training")
+    command = sweeps_cmd("run", path, "--workers", 2, "--results", tmp_path)
+    with logged(command, log, env=env) as process:
+        wait_until(
+            _training(tmp_path / "tiny", 2), "both trials training", process=process, log=log
+        )
         _ctrl_c(process)
         time.sleep(0.1)
         _ctrl_c(process)
@@ -282,12 +253,6 @@ def test_two_quick_ctrl_cs_kill_the_workers_too(tmp_path: Path) -> None:
 
 
 # ------------------------------------------------------------------------- dead workers' trials
-
-
-def _storage_url(kind: str, tmp_path: Path, request: pytest.FixtureRequest) -> str:
-    if kind == "sqlite":
-        return f"sqlite:///{tmp_path / 'study.db'}"
-    return request.getfixturevalue("postgres_url")
 
 
 def _check_recovered(run, killed_pid: int, host: str, *, reason: str | None) -> None:
@@ -314,15 +279,15 @@ def test_a_killed_worker_s_trial_is_recovered_through_its_identity(
     # host, no process with its pid and start time) can tell.
     monkeypatch.delenv(HEARTBEAT_INTERVAL_ENV, raising=False)
     monkeypatch.delenv(HEARTBEAT_GRACE_ENV, raising=False)
-    url = _storage_url(kind, tmp_path, request)
+    url = storage_url(kind, tmp_path, request)
     path, log = _lr_study(tmp_path, [1e-2, 3e-2], epochs=20), tmp_path / "log"
     study_dir = tmp_path / "tiny"
-    command = _sweeps("run", path, "--results", tmp_path, "--storage", url)
-    with _started(command, log) as process:
-        _wait_for(_checkpointed(study_dir, 0), process, log, "a checkpoint of trial 0")
+    command = sweeps_cmd("run", path, "--results", tmp_path, "--storage", url)
+    with logged(command, log) as process:
+        wait_until(_checkpointed(study_dir, 0), "a checkpoint of trial 0", process=process, log=log)
         process.kill()
         process.wait()
-    assert [t.state for t in _trials(study_dir, url)] == [TrialState.RUNNING]
+    assert [t.state for t in study_trials(study_dir, url)] == [TrialState.RUNNING]
 
     run = run_study(load_study_file(path), results_dir=tmp_path, storage=url)
     _check_recovered(run, process.pid, socket.gethostname(), reason="abandoned: worker")
@@ -335,30 +300,21 @@ def test_a_killed_worker_s_trial_is_recovered_through_its_identity(
 def test_a_killed_worker_on_another_host_is_recovered_by_the_heartbeat(
     tmp_path: Path, kind: str, request: pytest.FixtureRequest, monkeypatch
 ) -> None:
-    probe = subprocess.run(["unshare", "--uts", "true"], capture_output=True)
-    if probe.returncode != 0:
-        pytest.skip(f"cannot give a worker another host name (unshare --uts): {probe.stderr!r}")
     monkeypatch.setenv(HEARTBEAT_INTERVAL_ENV, "1")
     monkeypatch.setenv(HEARTBEAT_GRACE_ENV, "3")
-    url = _storage_url(kind, tmp_path, request)
+    url = storage_url(kind, tmp_path, request)
     # One trial: its dead attempt, counted as running, would leave nothing to run.
     path, log = _lr_study(tmp_path, [1e-2], epochs=20), tmp_path / "log"
     study_dir = tmp_path / "tiny"
     # Its own UTS namespace: the lock-file recovery sees a worker of another machine.
-    command = [
-        "unshare",
-        "--uts",
-        "sh",
-        "-c",
-        f'hostname {OTHER_HOST} && exec "$@"',
-        "sh",
-        *_sweeps("run", path, "--results", tmp_path, "--storage", url),
-    ]
-    with _started(command, log) as process:
-        _wait_for(_checkpointed(study_dir, 0), process, log, "a checkpoint of trial 0")
+    command = on_another_host(
+        sweeps_cmd("run", path, "--results", tmp_path, "--storage", url), OTHER_HOST
+    )
+    with logged(command, log) as process:
+        wait_until(_checkpointed(study_dir, 0), "a checkpoint of trial 0", process=process, log=log)
         process.kill()
         process.wait()
-    (orphan,) = _trials(study_dir, url)
+    (orphan,) = study_trials(study_dir, url)
     assert orphan.state == TrialState.RUNNING
     assert orphan.user_attrs["worker"]["host"] == OTHER_HOST
     time.sleep(3 + 2)  # the grace period, and SQLite's clock has whole seconds

@@ -7,18 +7,14 @@ namespace, a zombie is a child nobody reaped); the tiny specs of ``conftest.py``
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import json
 import math
-import os
 import shutil
-import signal
 import statistics
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -31,7 +27,18 @@ from optuna.trial import FrozenTrial, TrialState
 from scipy import stats
 from typer.testing import CliRunner
 
-from conftest import TINY_RUN, tiny_spec
+from conftest import (
+    TINY_RUN,
+    logged,
+    markdown_table,
+    on_another_host,
+    plain_env,
+    study_trials,
+    sweeps,
+    sweeps_cmd,
+    tiny_spec,
+    wait_until,
+)
 from mixer_sweeps.cli import app
 from mixer_sweeps.data import normalize
 from mixer_sweeps.data._augment import BatchAugment
@@ -65,62 +72,6 @@ def write_study(
     return path
 
 
-def sweeps_cmd(*args: object) -> list[str]:
-    return [sys.executable, "-m", "mixer_sweeps", *map(str, args)]
-
-
-def sweeps(*args: object, cwd: Path, timeout: float = 120) -> subprocess.CompletedProcess[str]:
-    """``sweeps ARGS`` in a pipe (plain text), to its end."""
-    return subprocess.run(
-        sweeps_cmd(*args),
-        cwd=cwd,
-        stdin=subprocess.DEVNULL,
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        env={**os.environ, "COLUMNS": "200", "SWEEPS_STORAGE": ""},
-    )
-
-
-def trials(study_dir: Path) -> list[FrozenTrial]:
-    storage = open_storage(None, study_dir=study_dir)
-    return optuna.load_study(study_name="tiny", storage=storage).get_trials()
-
-
-def wait_until(condition: Callable[[], bool], what: str, process: subprocess.Popen, log: Path):
-    deadline = time.monotonic() + 60
-    while not condition():
-        assert process.poll() is None, f"ended before {what}:\n{log.read_text()}"
-        assert time.monotonic() < deadline, f"no {what} after 60 s:\n{log.read_text()}"
-        time.sleep(0.1)
-
-
-@contextlib.contextmanager
-def started(command: list[str], log: Path) -> Iterator[subprocess.Popen]:
-    """``command`` in its own session, its output in ``log``; killed at the end."""
-    with log.open("w") as output:
-        process = subprocess.Popen(
-            command,
-            stdin=subprocess.DEVNULL,
-            stdout=output,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-    try:
-        yield process
-    finally:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(process.pid, signal.SIGKILL)
-        process.wait()
-
-
-def markdown_table(text: str, title: str) -> list[list[str]]:
-    """The rows (header first) of the Markdown table under ``## title``."""
-    block = text.split(f"## {title}\n\n", 1)[1].split("\n\n", 1)[0].splitlines()
-    rows = [[cell.strip() for cell in line.strip("|").split("|")] for line in block]
-    return [rows[0], *rows[2:]]
-
-
 # ================================================================================= liveness
 
 
@@ -130,9 +81,6 @@ def test_a_long_trial_on_another_host_keeps_its_heartbeat_and_is_never_recovered
     # A worker on another host (its own UTS namespace: this host cannot look its process up) is
     # alive only by its heartbeat. Its trial runs for several grace periods: the heartbeat must
     # be stamped all along, not only at the trial's start, or other workers take it for dead.
-    probe = subprocess.run(["unshare", "--uts", "true"], capture_output=True)
-    if probe.returncode != 0:
-        pytest.skip(f"cannot give a worker another host name (unshare --uts): {probe.stderr!r}")
     grace = 5
     monkeypatch.setenv(HEARTBEAT_INTERVAL_ENV, "1")
     monkeypatch.setenv(HEARTBEAT_GRACE_ENV, str(grace))
@@ -143,25 +91,17 @@ def test_a_long_trial_on_another_host_keeps_its_heartbeat_and_is_never_recovered
         sampler={"type": "grid"},
     )
     study_dir, log = tmp_path / "tiny", tmp_path / "log"
-    command = [
-        "unshare",
-        "--uts",
-        "sh",
-        "-c",
-        'hostname other-host && exec "$@"',
-        "sh",
-        *sweeps_cmd("run", path, "--results", tmp_path),
-    ]
+    command = on_another_host(sweeps_cmd("run", path, "--results", tmp_path))
 
     def running() -> FrozenTrial | None:
-        found = trials(study_dir) if (study_dir / "study.journal").exists() else []
+        found = study_trials(study_dir) if (study_dir / "study.journal").exists() else []
         if not found or "worker" not in found[0].user_attrs:
             return None
         return found[0] if "heartbeat" in found[0].system_attrs else None
 
-    with started(command, log) as process:
+    with logged(command, log) as process:
         what = "a running trial with its worker and heartbeat"
-        wait_until(lambda: running() is not None, what, process, log)
+        wait_until(lambda: running() is not None, what, process=process, log=log)
         storage = open_storage(None, study_dir=study_dir)
         study = optuna.load_study(study_name="tiny", storage=storage)
         first = running()
@@ -262,7 +202,7 @@ def test_a_damaged_last_record_is_repaired_like_one_cut_short(
     with journal.open("ab") as f:
         f.write(tail)
 
-    done = sweeps("status", "results/tiny", cwd=tmp_path)
+    done = sweeps("status", "results/tiny", cwd=tmp_path, env=plain_env())
     assert done.returncode == 0, done.stdout + done.stderr
     assert "Traceback" not in done.stderr
     assert done.stderr.count("cut short") == 1, done.stderr
@@ -271,9 +211,9 @@ def test_a_damaged_last_record_is_repaired_like_one_cut_short(
     assert journal.read_bytes() == whole
     assert "2/2 finished" in done.stdout
 
-    again = sweeps("status", "results/tiny", cwd=tmp_path)
+    again = sweeps("status", "results/tiny", cwd=tmp_path, env=plain_env())
     assert again.returncode == 0 and again.stderr == "", again.stderr
-    assert [t.state for t in trials(results / "tiny")] == [TrialState.COMPLETE] * 2
+    assert [t.state for t in study_trials(results / "tiny")] == [TrialState.COMPLETE] * 2
 
 
 # ============================================================================ numbers shown
@@ -286,9 +226,9 @@ def test_the_run_summary_s_plus_minus_is_the_student_t_95_ci(tmp_path: Path) -> 
         sampler={"type": "grid"},
         replicates=2,
     )
-    done = sweeps("run", path, "--results", "results", cwd=tmp_path, timeout=170)
+    done = sweeps("run", path, "--results", "results", cwd=tmp_path, env=plain_env(), timeout=170)
     assert done.returncode == 0, done.stdout + done.stderr
-    (trial,) = trials(tmp_path / "results" / "tiny")
+    (trial,) = study_trials(tmp_path / "results" / "tiny")
     seeds = trial.user_attrs["best_val_acc"]
     assert len(seeds) == 2 and statistics.stdev(seeds) > 0.001, seeds
     half = stats.t.ppf(0.975, len(seeds) - 1) * statistics.stdev(seeds) / math.sqrt(len(seeds))
@@ -309,7 +249,7 @@ def test_status_counts_pruned_trials_apart_from_complete_ones(tmp_path: Path) ->
     for state in (TrialState.PRUNED, TrialState.PRUNED, TrialState.FAIL):
         run.study.tell(run.study.ask(), state=state)
 
-    done = sweeps("status", "results/tiny", cwd=tmp_path)
+    done = sweeps("status", "results/tiny", cwd=tmp_path, env=plain_env())
     assert done.returncode == 0, done.stderr
     assert "trials   5/2 finished: 2 complete, 2 pruned, 1 failed;" in done.stdout, done.stdout
 
@@ -344,7 +284,7 @@ def test_the_report_s_n_failed_leaves_out_attempts_queued_again_that_succeeded(
     assert by_lr == {1e-2: [TrialState.FAIL, TrialState.COMPLETE], 1e6: [TrialState.FAIL]}
     assert run.trials[0].user_attrs["reason"].startswith("abandoned")
 
-    done = sweeps("report", "results/tiny", cwd=tmp_path)
+    done = sweeps("report", "results/tiny", cwd=tmp_path, env=plain_env())
     assert done.returncode == 0, done.stdout + done.stderr
     text = (study_dir / "report" / "report.md").read_text()
     header, *rows = markdown_table(text, "Val accuracy by optim.lr")

@@ -23,7 +23,7 @@ import yaml
 from optuna.trial import TrialState
 from typer.testing import CliRunner
 
-from conftest import TINY_RUN
+from conftest import TINY_RUN, markdown_table
 from mixer_sweeps.cli import app
 from mixer_sweeps.report import pareto_front, parse_formats, write_report
 from mixer_sweeps.results import ci95, count_trials, load_results
@@ -101,13 +101,6 @@ def ranged(tmp_path_factory) -> Path:
 
 def stored_trials(study_dir: Path) -> list[optuna.trial.FrozenTrial]:
     return load_results(study_dir).study.trials
-
-
-def markdown_table(text: str, title: str) -> list[list[str]]:
-    """The rows (header first) of the Markdown table under ``## title``."""
-    block = text.split(f"## {title}\n\n", 1)[1].split("\n\n", 1)[0].splitlines()
-    rows = [[cell.strip() for cell in line.strip("|").split("|")] for line in block]
-    return [rows[0], *rows[2:]]
 
 
 def as_number(cell: str) -> float | None:
