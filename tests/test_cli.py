@@ -112,7 +112,8 @@ def test_help_lists_a_studys_life_in_order_then_the_other_commands() -> None:
     listed = typer.main.get_command(app).list_commands(None)
     life = ["plan", "run", "status", "report", "best", "retrain", "sync"]
     assert listed[: len(life)] == life
-    assert set(listed[len(life) :]) == {"train", "launch", "validate", "schema", "dashboard"}
+    others = {"train", "launch", "validate", "schema", "dashboard", "replay"}
+    assert set(listed[len(life) :]) == others
     output = runner.invoke(app, ["--help"], terminal_width=200).output
     shown = [line.split()[1] for line in output.splitlines() if line.startswith("│ ")]
     commands = [name for name in shown if name in listed]

@@ -16,6 +16,7 @@ from mixer_sweeps.cli import (
     _dashboard,
     _launch,
     _plan,
+    _replay,
     _report,
     _retrain,
     _run,
@@ -69,6 +70,7 @@ app.command()(_status.status)
 app.command()(_best.best)
 app.command()(_retrain.retrain)
 app.command()(_dashboard.dashboard)
+app.command()(_replay.replay)
 
 
 def main() -> None:

@@ -1,0 +1,164 @@
+"""The searcher of ``sweeps run`` on the simulated clock: its real Optuna sampler and pruner.
+
+The sampler and pruner are the objects ``sweeps run``'s workers build from a study file's
+settings (:func:`~mixer_sweeps.study.make_sampler`, :func:`~mixer_sweeps.study.make_pruner`),
+driven through Optuna's ask/tell on an in-memory study. As in a real run, each worker keeps a
+sampler of its own, seeded from its first trial's number, and a trial asks the search space for
+its params with the same suggest calls; a trial whose configuration an earlier trial finished
+takes that outcome without training, and one that an earlier trial is training waits for it
+(``skip_duplicates``). Pruning is judged on the first seed's reports, the other replicate seeds
+train only once it has finished unpruned, and a trial's value is the mean of its seeds' best
+val accuracies: the objective's rules.
+
+Twins cost no epochs, only the sampler's time, and TPE's grows with every trial: a sampler that
+asks for nothing but twins, as many times in a row as the grid has points, has stopped searching
+(a real study would spend the rest of its ``n_trials`` on them), and the replay ends there.
+"""
+
+from __future__ import annotations
+
+import statistics
+from typing import Any
+
+import numpy as np
+import optuna
+from optuna.trial import TrialState
+
+from mixer_sweeps.replay._clock import Job, Reuse, Wait
+from mixer_sweeps.replay._policies import Policy
+from mixer_sweeps.replay._table import Curves
+from mixer_sweeps.results import TrialRecord
+from mixer_sweeps.study import make_pruner, make_sampler, stream_seed
+
+
+class OptunaDriver:
+    """Asks an in-memory Optuna study for trials of ``policy`` and tells it how they ended.
+
+    Args:
+        seed: the replay's sampler seed (the study file's ``sampler.seed``).
+        seed_order: ``[config, k]``: the recorded seed (index) of each configuration's k-th
+            replicate in this replay.
+        max_trials: most trials to ask for, twins included (a study's ``n_trials``).
+        max_repeats: a sampler that asks for configurations already finished or in training
+            this many times in a row has stopped searching (a real study would spend the rest of
+            its ``n_trials`` on free repeats): the replay ends there [default: the grid's size].
+    """
+
+    def __init__(
+        self,
+        curves: Curves,
+        policy: Policy,
+        *,
+        seed: int,
+        seed_order: np.ndarray,
+        max_trials: int,
+        max_repeats: int | None = None,
+    ) -> None:
+        if policy.replicates > len(curves.seeds):
+            raise ValueError(
+                f"policy {policy.name} trains {policy.replicates} replicates but {curves.source}"
+                f" recorded {len(curves.seeds)} seeds"
+            )
+        self.curves = curves
+        self.policy = policy
+        self.settings = policy.sampler.model_copy(update={"seed": seed})
+        self.seed_order = seed_order
+        self.max_trials = max_trials
+        self.max_repeats = len(curves.configs) if max_repeats is None else max_repeats
+        self.repeats = 0
+        """Trials in a row that trained nothing (twins of finished or running trials)."""
+        self.study = optuna.create_study(
+            # Named: Hyperband puts a trial in its bracket by a hash of the study's name.
+            study_name=f"replay-{seed}",
+            direction="maximize",
+            sampler=make_sampler(self.settings, curves.space, seed=seed),
+            pruner=make_pruner(policy.pruner, max_epochs=curves.epochs),
+        )
+        self.prune = policy.pruner.type != "none"
+        self.samplers: dict[int, optuna.samplers.BaseSampler] = {}
+        self.asked = 0
+        self.finished: dict[int, TrialRecord] = {}
+        """Per configuration, its first finished trial."""
+        self.running: dict[int, int] = {}
+        """Per configuration, the earliest trial training it now."""
+
+    def ask(self, worker: int) -> Job | Reuse | Wait | None:
+        if self.asked >= self.max_trials or self.repeats >= self.max_repeats:
+            return None
+        if self.policy.skip_duplicates and len(self.finished) == len(self.curves.configs):
+            return None  # every configuration is known: all that is left is free repeats
+        sampler = self.samplers.get(worker)
+        if sampler is None:
+            # A worker process's sampler from its first trial on: its own seed stream (grid and
+            # QMC samplers keep the study's seed, which make_sampler gives them whatever seed).
+            seed = stream_seed(self.settings.seed, first_trial=self.asked)
+            sampler = make_sampler(self.settings, self.curves.space, seed=seed)
+            self.samplers[worker] = sampler
+        self.study.sampler = sampler
+        trial = self.study.ask()
+        self.asked += 1
+        params = self.curves.space.suggest(trial)
+        config = self.curves.index(params)
+        if self.policy.skip_duplicates:
+            twin = self.finished.get(config)
+            if twin is not None:
+                self.repeats += 1
+                return Reuse(self._reuse(trial, twin), config)
+            running = self.running.get(config)
+            if running is not None:
+                self.repeats += 1
+                return Wait(trial.number, running, config, trial)
+        self.repeats = 0
+        self.running.setdefault(config, trial.number)
+        seeds = tuple(int(s) for s in self.seed_order[config, : self.policy.replicates])
+        return Job(trial.number, config, seeds, self.curves.epochs, handle=trial)
+
+    def report(self, job: Job, epoch: int, value: float) -> bool:
+        trial: optuna.Trial = job.handle
+        trial.report(value, step=epoch)
+        return self.prune and trial.should_prune()
+
+    def finish(self, job: Job, pruned: bool, best: tuple[float, ...]) -> TrialRecord:
+        trial: optuna.Trial = job.handle
+        value = None if pruned else statistics.fmean(best)
+        if pruned:
+            self.study.tell(trial, state=TrialState.PRUNED)
+        else:
+            self.study.tell(trial, value)
+        record = TrialRecord(
+            number=trial.number,
+            state=TrialState.PRUNED if pruned else TrialState.COMPLETE,
+            params=dict(trial.params),
+            value=value,
+            best=best,
+            seeds=tuple(self.curves.seeds[s] for s in job.seeds[: len(best)]),
+            epochs=(job.epoch,) if pruned else (job.epochs,) * len(job.seeds),
+            intermediate=dict(enumerate(job.reported, start=1)),
+        )
+        if self.running.get(job.config) == job.number:
+            del self.running[job.config]
+        self.finished.setdefault(job.config, record)
+        return record
+
+    def take(self, wait: Wait, twin: TrialRecord) -> TrialRecord:
+        return self._reuse(wait.handle, twin)
+
+    def _reuse(self, trial: optuna.Trial, twin: TrialRecord) -> TrialRecord:
+        if twin.state == TrialState.COMPLETE:
+            self.study.tell(trial, twin.value)
+        else:
+            self.study.tell(trial, state=TrialState.PRUNED)
+        return TrialRecord(
+            number=trial.number,
+            state=twin.state,
+            params=dict(trial.params),
+            value=twin.value,
+            duplicate_of=twin.number,
+        )
+
+
+def quiet() -> Any:
+    """Optuna's log lines and experimental warnings off (the same as a study's display)."""
+    from mixer_sweeps.study import optuna_quiet
+
+    return optuna_quiet()
