@@ -193,6 +193,26 @@ def logged(command: list[str], log: Path, **kwargs: Any) -> Iterator[subprocess.
             process.stdout.close()
 
 
+def race_for_the_last_trial(study: Path, url: str, tmp_path: Path) -> list[Path]:
+    """Two ``sweeps run`` of ``study`` on one storage, from folders ``a`` and ``b`` of
+    ``tmp_path``, that count the study in the same instant (the test-only claim delay holds each
+    between counting and claiming); both must exit 0. Returns their logs."""
+    from mixer_sweeps.study._worker import CLAIM_DELAY_ENV
+
+    env = {**os.environ, CLAIM_DELAY_ENV: "4"}
+    with contextlib.ExitStack() as stack:
+        processes = []
+        for name in ("a", "b"):
+            folder = tmp_path / name
+            folder.mkdir()
+            command = sweeps_cmd("run", study, "--results", "results", "--storage", url)
+            log = folder / "log"
+            processes.append((stack.enter_context(logged(command, log, cwd=folder, env=env)), log))
+        for process, log in processes:
+            assert process.wait(timeout=120) == 0, log.read_text()
+    return [log for _, log in processes]
+
+
 def wait_until(
     condition: Callable[[], object],
     what: str,

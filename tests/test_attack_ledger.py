@@ -14,7 +14,6 @@ Every command runs as ``python -m mixer_sweeps`` in its own session, so nothing 
 
 from __future__ import annotations
 
-import contextlib
 import csv
 import datetime
 import json
@@ -29,9 +28,17 @@ import pytest
 import yaml
 from optuna.trial import FrozenTrial, TrialState
 
-from conftest import TINY_RUN, logged, pid_alive, study_trials, sweeps, sweeps_cmd, wait_until
+from conftest import (
+    TINY_RUN,
+    logged,
+    pid_alive,
+    race_for_the_last_trial,
+    study_trials,
+    sweeps,
+    sweeps_cmd,
+    wait_until,
+)
 from mixer_sweeps.study._storage import HEARTBEAT_GRACE_ENV, HEARTBEAT_INTERVAL_ENV
-from mixer_sweeps.study._worker import CLAIM_DELAY_ENV
 
 FIXED = {"optim.epochs": 1, "optim.warmup_epochs": 0, "optim.min_lr": 0.0}
 # Wide enough that two random draws of it never meet: lr alone is continuous.
@@ -85,17 +92,7 @@ def raced(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
     tmp_path = tmp_path_factory.mktemp("raced")
     url = f"sqlite:///{tmp_path / 'shared.db'}"
     study = _write_study(tmp_path / "study.yaml", n_trials=1)
-    env = {**os.environ, CLAIM_DELAY_ENV: "4"}
-    with contextlib.ExitStack() as stack:
-        processes = []
-        for name in ("a", "b"):
-            folder = tmp_path / name
-            folder.mkdir()
-            command = sweeps_cmd("run", study, "--results", "results", "--storage", url)
-            log = folder / "log"
-            processes.append((stack.enter_context(logged(command, log, cwd=folder, env=env)), log))
-        for process, log in processes:
-            assert process.wait(timeout=120) == 0, log.read_text()
+    race_for_the_last_trial(study, url, tmp_path)
     trials = _stored(url)
     assert len(trials) == 2, "both runs claimed a trial: the race did not happen"
     assert [t.state for t in trials] == [TrialState.COMPLETE, TrialState.FAIL]

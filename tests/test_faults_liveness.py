@@ -25,7 +25,15 @@ import pytest
 from optuna.trial import TrialState
 from test_study import write_study
 
-from conftest import logged, on_another_host, storage_url, study_trials, sweeps_cmd, wait_until
+from conftest import (
+    logged,
+    on_another_host,
+    race_for_the_last_trial,
+    storage_url,
+    study_trials,
+    sweeps_cmd,
+    wait_until,
+)
 from mixer_sweeps.results import count_trials
 from mixer_sweeps.spec import load_study_file
 from mixer_sweeps.study import open_storage, requeue_trial, run_study
@@ -112,18 +120,7 @@ def test_runs_in_different_folders_claiming_the_last_trial_at_once_train_it_once
         sampler={"type": "random"},
         pruner={"type": "none"},
     )
-    env = {**os.environ, CLAIM_DELAY_ENV: "4"}
-    with contextlib.ExitStack() as stack:
-        processes = []
-        for name in ("a", "b"):
-            folder = tmp_path / name
-            folder.mkdir()
-            command = sweeps_cmd("run", path, "--results", "results", "--storage", url)
-            log = folder / "log"
-            processes.append((stack.enter_context(logged(command, log, cwd=folder, env=env)), log))
-        for process, log in processes:
-            assert process.wait(timeout=120) == 0, log.read_text()
-    for _, log in processes:
+    for log in race_for_the_last_trial(path, url, tmp_path):
         assert "Traceback" not in log.read_text(), log.read_text()
 
     stored = optuna.load_study(study_name="tiny", storage=url).get_trials()
