@@ -93,13 +93,7 @@ def launch(
         check_study(loaded, results, workers)
 
     from mixer_sweeps._progress import output_console
-    from mixer_sweeps.study import (
-        LaunchError,
-        StudyMismatchError,
-        launch_study,
-        plan_launch,
-        wait_for_jobs,
-    )
+    from mixer_sweeps.study import LaunchError, plan_launch
 
     try:
         plan = plan_launch(
@@ -124,6 +118,9 @@ def launch(
     if dry_run:
         console.print(plan.dry_run_text(), markup=False)
         return
+    # Imported once the launch is checked: the jobs' modules import torch, a refusal never does.
+    from mixer_sweeps.study import StudyMismatchError, launch_study, wait_for_jobs
+
     try:
         launched = launch_study(plan)
     except (ValueError, StudyMismatchError) as exc:  # LaunchError is a ValueError

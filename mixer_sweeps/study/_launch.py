@@ -30,7 +30,7 @@ import sys
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 import submitit
@@ -39,13 +39,15 @@ from mixer_sweeps.results import (
     StudyLayout,
 )
 from mixer_sweeps.spec import StudyFile
-from mixer_sweeps.study._job import StudyJob
 from mixer_sweeps.study._storage import (
     check_storage_url,
     describe_storage,
     journal_path,
     redact,
 )
+
+if TYPE_CHECKING:
+    from mixer_sweeps.study._job import StudyJob
 
 EXECUTORS = ("slurm", "local")
 DEFAULT_TIME = "4:00:00"
@@ -296,6 +298,9 @@ class LaunchPlan:
         return executor._make_submission_file_text(executor._submitit_command_str, "dry-run")
 
     def jobs(self) -> list[StudyJob]:
+        # Imported here: a job imports the trainer (torch), which checking a launch never needs.
+        from mixer_sweeps.study._job import StudyJob
+
         environ: dict[str, str | None] = {}
         if self.executor == "local" and self.gpus_per_worker is None:
             # submitit shows a local job only the GPUs it asks for (none: no GPU at all); without
