@@ -284,10 +284,10 @@ train:
 """
 
 
-def test_the_readme_bad_spec_example_is_what_sweeps_train_prints(tmp_path: Path) -> None:
+def test_the_spec_pages_bad_spec_example_is_what_sweeps_train_prints(tmp_path: Path) -> None:
     # optim.lr fails its field, so pydantic alone never runs the rule patch_size breaks.
-    readme = (REPO / "README.md").read_text(encoding="utf-8")
-    block = readme.split("$ sweeps train bad.yaml\n", 1)[1].split("```", 1)[0]
+    spec_page = (REPO / "docs" / "spec.md").read_text(encoding="utf-8")
+    block = spec_page.split("$ sweeps train bad.yaml\n", 1)[1].split("```", 1)[0]
     (tmp_path / "bad.yaml").write_text(BAD_SPEC, encoding="utf-8")
     result = _sweeps("train", "bad.yaml", cwd=tmp_path)
     assert result.returncode == 2

@@ -4,7 +4,7 @@
 A journal lock left by a ``kill -9``, a journal record cut short by a full disk, a damaged journal
 line, a journal path that names a folder, a disk that fills up during a trial, a study in which
 every trial fails, workers that create one new storage at the same instant, and the PostgreSQL URL
-exactly as the README writes it.
+exactly as the docs write it (docs/studies.md).
 
 Every command runs as ``python -m mixer_sweeps`` in a folder of its own, in its own session, so
 nothing outlives a test. Each test stands alone.
@@ -596,18 +596,18 @@ def test_workers_creating_one_new_postgres_database_at_once_all_succeed(
     _open_at_once(tmp_path, [f"{postgres_server}/{name}" for name in names])
 
 
-# ----------------------------------------------------- 8. the PostgreSQL URL of the README
+# ------------------------------------------------------- 8. the PostgreSQL URL of the docs
 
 
-def test_the_readmes_postgres_url_works_as_written(tmp_path: Path, postgres_url: str) -> None:
+def test_the_docs_postgres_url_works_as_written(tmp_path: Path, postgres_url: str) -> None:
     tomllib = pytest.importorskip("tomllib")
     import importlib.metadata
     import re
 
     from sqlalchemy.dialects import registry
 
-    readme = (REPO / "README.md").read_text(encoding="utf-8")
-    assert "--storage postgresql://USER:PASS@HOST/DB" in readme
+    studies_page = (REPO / "docs" / "studies.md").read_text(encoding="utf-8")
+    assert "--storage postgresql://USER:PASS@HOST/DB" in studies_page
     # The driver SQLAlchemy loads for a plain postgresql:// URL is a declared dependency.
     driver = registry.load("postgresql").import_dbapi().__name__.split(".")[0]
     providers = {d.lower() for d in importlib.metadata.packages_distributions()[driver]}
@@ -616,7 +616,7 @@ def test_the_readmes_postgres_url_works_as_written(tmp_path: Path, postgres_url:
     declared = {re.split(r"[\[<>=~!; ]", d)[0].lower() for d in dependencies}
     assert providers & declared, f"{driver} ({providers}) is not among {sorted(declared)}"
 
-    # Exactly the README's form, with a password (the test cluster trusts it), and with the
+    # Exactly the docs' form, with a password (the test cluster trusts it), and with the
     # psycopg2 driver out of reach: nothing else may need it.
     password = "s3cret-" + uuid.uuid4().hex[:8]
     user_host, db = postgres_url.removeprefix("postgresql://").rsplit("/", 1)
