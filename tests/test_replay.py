@@ -304,6 +304,7 @@ def finished(
     record = TrialRecord(
         number=number,
         state=TrialState[state],
+        params={"config": config},
         value=value if state == "COMPLETE" else None,
         duplicate_of=duplicate_of,
     )

@@ -187,7 +187,12 @@ def test_status_sums_up_workers_anywhere_and_the_eta() -> None:
     minute = datetime.timedelta(minutes=1)
     finished = [
         TrialRecord(
-            n, TrialState.COMPLETE, value=0.5 + n / 10, started=now - 10 * minute, duration=minute
+            n,
+            TrialState.COMPLETE,
+            params={"x": n},
+            value=0.5 + n / 10,
+            started=now - 10 * minute,
+            duration=minute,
         )
         for n in range(4)
     ]
@@ -236,14 +241,49 @@ def test_status_sums_up_workers_anywhere_and_the_eta() -> None:
 
 def test_best_follows_the_direction() -> None:
     trials = [
-        TrialRecord(0, TrialState.COMPLETE, value=0.3),
-        TrialRecord(1, TrialState.COMPLETE, value=0.1),
-        TrialRecord(2, TrialState.PRUNED, value=None),
-        TrialRecord(3, TrialState.COMPLETE, value=0.1),
-        TrialRecord(4, TrialState.COMPLETE, value=0.1, duplicate_of=1),
+        TrialRecord(0, TrialState.COMPLETE, params={"x": 0}, value=0.3),
+        TrialRecord(1, TrialState.COMPLETE, params={"x": 1}, value=0.1),
+        TrialRecord(2, TrialState.PRUNED, params={"x": 2}, value=None),
+        TrialRecord(3, TrialState.COMPLETE, params={"x": 3}, value=0.1),
+        TrialRecord(4, TrialState.COMPLETE, params={"x": 1}, value=0.1, duplicate_of=1),
     ]
     assert [t.number for t in ranked(trials, StudyDirection.MAXIMIZE)] == [0, 1, 3]
     assert [t.number for t in ranked(trials, StudyDirection.MINIMIZE)] == [1, 3, 0]
+
+
+@pytest.mark.parametrize(
+    ("trials", "winner"),
+    [
+        # A lucky single seed (0.99) ranks by its configuration's mean over the three seeds it
+        # trained: 0.92, behind 0.95.
+        (
+            [
+                TrialRecord(0, TrialState.COMPLETE, params={"x": 0}, value=0.99),
+                TrialRecord(1, TrialState.COMPLETE, params={"x": 1}, value=0.95),
+                TrialRecord(2, TrialState.COMPLETE, params={"x": 0}, value=0.90),
+                TrialRecord(3, TrialState.COMPLETE, params={"x": 0}, value=0.87),
+            ],
+            1,
+        ),
+        # A confirmed trial's seeds count one by one: (0.96 + 0.90 + 0.93) / 3 < 0.94.
+        (
+            [
+                TrialRecord(
+                    0, TrialState.COMPLETE, params={"x": 0}, value=0.93, best=(0.96, 0.90, 0.93)
+                ),
+                TrialRecord(1, TrialState.COMPLETE, params={"x": 1}, value=0.94),
+            ],
+            1,
+        ),
+    ],
+)
+def test_the_winner_is_the_best_seed_mean_of_a_configuration(trials, winner) -> None:
+    from mixer_sweeps.results import best_configurations, best_trial
+
+    assert ranked(trials, StudyDirection.MAXIMIZE)[0].number == winner
+    assert best_trial(trials, StudyDirection.MAXIMIZE).number == winner
+    (params, _, numbers), *_ = best_configurations(trials, direction="maximize", top=1)[0]
+    assert winner in numbers
 
 
 # -------------------------------------------------------------------------------------- best

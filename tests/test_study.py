@@ -187,6 +187,40 @@ def test_grid_with_replicates_on_sqlite_runs_every_point_once(tmp_path: Path) ->
     assert not (tmp_path / "tiny" / "study.journal").exists()
 
 
+def test_confirm_trains_more_seeds_for_contenders_only(tmp_path: Path) -> None:
+    # Grid order (seed 3): lr 1e-2 and 3e-2 learn, lr 1e-7 stays at chance, far behind.
+    study_file = make_study(
+        tmp_path,
+        {"optim.lr": {"choices": [3e-2, 1e-2, 1e-7]}},
+        sampler={"type": "grid", "seed": 3},
+        pruner={"type": "none"},
+        confirm={"seeds": 2, "within": 0.05},
+    )
+    run = run_study(study_file, results_dir=tmp_path)
+    by_lr = {t.params["optim.lr"]: t for t in run.trials}
+    best = max(t.value for t in run.trials)
+    for lr, trial in by_lr.items():
+        accs = trial.user_attrs["best_val_acc"]
+        trial_dir = tmp_path / "tiny" / "trials" / str(trial.number)
+        if len(accs) == 2:
+            assert trial.user_attrs["seeds"] == [0, 1]
+            assert trial.value == pytest.approx(sum(accs) / 2)
+            spec = yaml.safe_load((trial_dir / "seed-1" / "spec.yaml").read_text())
+            assert spec["seed"] == 1 and spec["optim"]["lr"] == lr
+        else:
+            assert trial.user_attrs["seeds"] == [0] and not (trial_dir / "seed-1").exists()
+    assert len(by_lr[1e-2].user_attrs["best_val_acc"]) == 2, "the first trial is the best so far"
+    assert len(by_lr[1e-7].user_attrs["best_val_acc"]) == 1
+    assert by_lr[1e-7].value < best - 0.05
+
+
+def test_confirm_needs_a_single_replicate(tmp_path: Path) -> None:
+    from mixer_sweeps.spec import SpecError
+
+    with pytest.raises(SpecError, match="study.confirm"):
+        make_study(tmp_path, {"optim.lr": {"choices": [1e-2]}}, replicates=2, confirm={"seeds": 3})
+
+
 def test_non_finite_loss_fails_the_trial_and_the_study_goes_on(tmp_path: Path) -> None:
     path = write_study(
         tmp_path / "study.yaml", {"optim.lr": {"choices": [1e6, 1e-2]}}, sampler={"type": "grid"}

@@ -59,6 +59,12 @@ class OptunaDriver:
                 f"policy {policy.name} trains {policy.replicates} replicates but {curves.source}"
                 f" recorded {len(curves.seeds)} seeds"
             )
+        confirm = policy.confirm
+        if confirm is not None and confirm.seeds > len(curves.seeds):
+            raise ValueError(
+                f"policy {policy.name} confirms with {confirm.seeds} seeds but {curves.source}"
+                f" recorded {len(curves.seeds)} seeds"
+            )
         self.curves = curves
         self.policy = policy
         self.settings = policy.sampler.model_copy(update={"seed": seed})
@@ -81,6 +87,8 @@ class OptunaDriver:
         """Per configuration, its first finished trial."""
         self.running: dict[int, int] = {}
         """Per configuration, the earliest trial training it now."""
+        self.best_value: float | None = None
+        """The best value of the COMPLETE trials so far."""
 
     def ask(self, worker: int) -> Job | Reuse | Wait | None:
         if self.asked >= self.max_trials or self.repeats >= self.max_repeats:
@@ -116,7 +124,20 @@ class OptunaDriver:
     def report(self, job: Job, epoch: int, value: float) -> bool:
         trial: optuna.Trial = job.handle
         trial.report(value, step=epoch)
-        return self.prune and trial.should_prune()
+        if self.prune and trial.should_prune():
+            return True
+        if epoch == job.epochs:
+            self._confirm(job)
+        return False
+
+    def _confirm(self, job: Job) -> None:
+        """A first seed that ended near the best so far trains the confirming seeds too."""
+        confirm = self.policy.confirm
+        if confirm is None:
+            return
+        first = max(job.reported)
+        if self.best_value is None or first >= self.best_value - confirm.within:
+            job.seeds = tuple(int(s) for s in self.seed_order[job.config, : confirm.seeds])
 
     def finish(self, job: Job, pruned: bool, best: tuple[float, ...]) -> TrialRecord:
         trial: optuna.Trial = job.handle
@@ -125,6 +146,8 @@ class OptunaDriver:
             self.study.tell(trial, state=TrialState.PRUNED)
         else:
             self.study.tell(trial, value)
+            if self.best_value is None or value > self.best_value:
+                self.best_value = value
         record = TrialRecord(
             number=trial.number,
             state=TrialState.PRUNED if pruned else TrialState.COMPLETE,

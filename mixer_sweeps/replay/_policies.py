@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from mixer_sweeps.spec import PrunerSettings, SamplerSettings, StudySettings
+from mixer_sweeps.spec import ConfirmSettings, PrunerSettings, SamplerSettings, StudySettings
 
 POLICIES: dict[str, dict[str, Any]] = {
     "default": {},
@@ -52,6 +52,7 @@ class Policy:
     pruner: PrunerSettings
     replicates: int = 1
     skip_duplicates: bool = True
+    confirm: ConfirmSettings | None = None
 
     @classmethod
     def from_settings(cls, name: str, section: dict[str, Any]) -> Policy:
@@ -62,13 +63,16 @@ class Policy:
             pruner=settings.pruner,
             replicates=settings.replicates,
             skip_duplicates=settings.skip_duplicates,
+            confirm=settings.confirm,
         )
 
     def describe(self) -> str:
         from mixer_sweeps.spec import describe_search
 
         sampler = self.sampler.model_copy(update={"seed": None})  # a replay draws its own
-        settings = StudySettings(name="replay", sampler=sampler, pruner=self.pruner)
+        settings = StudySettings(
+            name="replay", sampler=sampler, pruner=self.pruner, confirm=self.confirm
+        )
         text = describe_search(settings)
         return text if self.replicates == 1 else f"{text}, {self.replicates} replicates"
 
@@ -86,7 +90,7 @@ def named_policy(name: str) -> Policy:
     )
 
 
-_SEARCH_KEYS = ("sampler", "pruner", "replicates", "skip_duplicates")
+_SEARCH_KEYS = ("sampler", "pruner", "replicates", "skip_duplicates", "confirm")
 
 
 def _study_file_policy(path: Path) -> Policy:
@@ -110,4 +114,5 @@ def _study_file_policy(path: Path) -> Policy:
         pruner=settings.pruner,
         replicates=settings.replicates,
         skip_duplicates=settings.skip_duplicates,
+        confirm=settings.confirm,
     )

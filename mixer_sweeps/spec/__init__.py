@@ -58,6 +58,7 @@ __all__, __getattr__ = lazy_exports(
             "choice_label",
         ],
         "._study": [
+            "ConfirmSettings",
             "PrunerSettings",
             "SamplerSettings",
             "StudyFile",

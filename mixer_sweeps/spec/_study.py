@@ -114,6 +114,28 @@ class PrunerSettings(SpecSection):
     )
 
 
+class ConfirmSettings(SpecSection):
+    """More seeds for a contender before it can be named the winner.
+
+    A single run's best val accuracy varies by about a point from seed to seed on small
+    validation splits, more than the gaps between the leading configurations, so the first seed's
+    score alone often names the wrong winner. A trial whose first seed ends unpruned within
+    ``within`` of the best value the study has so far (or above it) trains ``seeds - 1`` more
+    seeds (spec seed + 1, ...); its value is the mean over them. Trials further behind keep their
+    one seed: they cannot be named, as the best value never falls below a confirmed mean.
+    """
+
+    seeds: int = Field(
+        3, ge=2, le=1000, description="Seeds a contender trains in all (the first included)."
+    )
+    within: float = Field(
+        0.01,
+        ge=0,
+        description="How far behind the study's best value (in the metric's units: 0.01 is a"
+        " point of accuracy) a first seed may end and still be confirmed.",
+    )
+
+
 class StudySettings(SpecSection):
     """The `study:` section."""
 
@@ -156,6 +178,11 @@ class StudySettings(SpecSection):
         description="Seeds per configuration (spec seed, seed + 1, ...); the objective is the"
         " mean of their best val accuracies.",
     )
+    confirm: ConfirmSettings | None = Field(
+        None,
+        description="Contenders get more seeds before they are named (replicates: 1 only);"
+        " null: every trial trains one seed.",
+    )
     storage: str | None = Field(
         None,
         description="Optuna storage URL (sqlite:///..., postgresql://...) or journal:PATH;"
@@ -169,6 +196,20 @@ class StudySettings(SpecSection):
         " after all if that trial fails). Samplers often repeat points of a discrete space, and"
         " on a fixed seed a repeat only costs time.",
     )
+
+    @model_validator(mode="after")
+    def _confirm_needs_one_replicate(self) -> StudySettings:
+        if self.confirm is not None and self.replicates > 1:
+            raise FieldError(
+                [
+                    (
+                        "confirm",
+                        f"confirms contenders with more seeds, but replicates is"
+                        f" {self.replicates}: every trial already trains that many; use one",
+                    )
+                ]
+            )
+        return self
 
     @model_validator(mode="after")
     def _direction_of_metric(self) -> StudySettings:
@@ -219,6 +260,13 @@ class StudyFile:
     @property
     def seeds(self) -> list[int]:
         return [self.base_spec.seed + i for i in range(self.settings.replicates)]
+
+    @property
+    def confirm_seeds(self) -> list[int]:
+        """The seeds a confirmed contender trains (``study.confirm``), its first included."""
+        confirm = self.settings.confirm
+        count = 1 if confirm is None else confirm.seeds
+        return [self.base_spec.seed + i for i in range(count)]
 
     @property
     def max_epochs(self) -> int:
@@ -285,7 +333,11 @@ def describe_search(settings: StudySettings) -> str:
     if settings.sampler.seed is not None:
         text += f" (seed {settings.sampler.seed})"
     kind = settings.pruner.type
-    return text + (", no pruner" if kind == "none" else f", {kind} pruner")
+    text += ", no pruner" if kind == "none" else f", {kind} pruner"
+    confirm = settings.confirm
+    if confirm is not None:
+        text += f", {confirm.seeds} seeds for trials within {confirm.within:g} of the best"
+    return text
 
 
 def describe_budget(n_trials: int | None, timeout: float | None) -> str:

@@ -205,10 +205,14 @@ class Objective:
         first = trial.user_attrs.get(attr.FIRST_ATTEMPT, trial.number)
         previous = trial.user_attrs.get(attr.RETRY_OF)
         results: list[TrainResult] = []
-        for i, seed in enumerate(seeds):
-            name = f"{study_file.name}-{first}" + (f"-seed{seed}" if replicated else "")
-            spec = study_file.trial_spec(overrides, name=name, seed=seed if replicated else None)
-            run_seed = seed if replicated else None
+        i = 0
+        while i < len(seeds):
+            seed = seeds[i]
+            # The first seed of an unreplicated study runs in the trial's own folder; seeds a
+            # confirmation adds go beside it, as replicates' do.
+            run_seed = seed if replicated or i > 0 else None
+            name = f"{study_file.name}-{first}" + (f"-seed{seed}" if run_seed is not None else "")
+            spec = study_file.trial_spec(overrides, name=name, seed=run_seed)
             # Trackers first: an epoch is logged before a held Ctrl-C can end the run.
             callbacks = make_trackers(
                 spec,
@@ -243,11 +247,14 @@ class Objective:
             results.append(result)
             if result.state == "pruned":
                 with self.interrupt.paused():
-                    _record(trial, study_file, results, result.reason)
+                    _record(trial, study_file, results, seeds, result.reason)
                 raise optuna.TrialPruned(result.reason)
+            if i == 0 and not replicated and _contender(trial, study_file, result):
+                seeds = study_file.confirm_seeds
+            i += 1
         value = statistics.fmean(_best(study_file, r) for r in results)
         with self.interrupt.paused():
-            _record(trial, study_file, results, results[0].reason)
+            _record(trial, study_file, results, seeds, results[0].reason)
         if replicated:
             _write_replicate_metrics(self.layout.trial_dir(trial.number), seeds, results, value)
         return value
@@ -322,10 +329,32 @@ def _best(study_file: StudyFile, result: TrainResult) -> float:
     return min(values) if direction == "minimize" else max(values)
 
 
+def _contender(trial: optuna.Trial, study_file: StudyFile, first: TrainResult) -> bool:
+    """Whether ``first``, a trial's first seed, ended near enough the study's best value so far
+    (or beyond it) that ``study.confirm`` trains its confirming seeds."""
+    confirm = study_file.settings.confirm
+    if confirm is None:
+        return False
+    values = [
+        t.value
+        for t in trial.study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
+        if t.value is not None
+    ]
+    if not values:
+        return True
+    value = _best(study_file, first)
+    if study_file.settings.direction == "minimize":
+        return value <= min(values) + confirm.within
+    return value >= max(values) - confirm.within
+
+
 def _record(
-    trial: optuna.Trial, study_file: StudyFile, results: list[TrainResult], reason: str
+    trial: optuna.Trial,
+    study_file: StudyFile,
+    results: list[TrainResult],
+    seeds: Sequence[int],
+    reason: str,
 ) -> None:
-    seeds = study_file.seeds
     record = TrialRecord(
         number=trial.number,
         state=TrialState.RUNNING,
