@@ -4,14 +4,17 @@ studies."""
 
 from __future__ import annotations
 
+import math
 import re
 from pathlib import Path
 
+import pandas as pd
 import pytest
 from optuna.trial import TrialState
 from test_report import GRID, run_tiny
 
 from mixer_sweeps.report import (
+    OBJECTIVE,
     heatmap_figure,
     history_figure,
     intermediate_figure,
@@ -136,19 +139,48 @@ def test_pareto_plot_marks_pruned_trials_and_labels_the_front_clear_of_every_tri
     front = pareto_front(frame[frame["state"] == "COMPLETE"].astype({"num_params": float}))
     labels = by_gid(ax.texts, "front label")
     assert sorted(int(t.get_text()) for t in labels) == sorted(front["number"])
-    figure.draw_without_rendering()
-    renderer = figure.canvas.get_renderer()
-    centres = ax.transData.transform(
-        [xy for c in ax.collections for xy in c.get_offsets().tolist()]
-    )
-    boxes = [t.get_window_extent(renderer) for t in labels]
-    for box in boxes:
-        assert box.count_contains(centres) == 0
-    assert not any(a.overlaps(b) for i, a in enumerate(boxes) for b in boxes[i + 1 :])
+    assert_labels_clear(figure)
     low, high = frame["num_params"].min(), frame["num_params"].max()
     assert high < WIDE * low and ax.get_xscale() == "linear"
     ticks = [t.get_text() for t in ax.get_xticklabels() if t.get_text()]
     assert ticks and all(re.fullmatch(r"\d+(\.\d+)?k", t) for t in ticks), ticks
+
+
+def assert_labels_clear(figure) -> None:
+    """No front label covers a trial's marker (its disc) or another label."""
+    ax = figure.axes[0]
+    figure.draw_without_rendering()
+    renderer = figure.canvas.get_renderer()
+    boxes = [t.get_window_extent(renderer) for t in by_gid(ax.texts, "front label")]
+    for collection in ax.collections:
+        centres = ax.transData.transform(collection.get_offsets())
+        radius = math.sqrt(max(collection.get_sizes())) / 2 * figure.dpi / 72
+        for box in boxes:
+            assert box.padded(radius).count_contains(centres) == 0, (box, centres)
+    assert not any(a.overlaps(b) for i, a in enumerate(boxes) for b in boxes[i + 1 :])
+
+
+def test_pareto_labels_move_off_trials_crowding_the_front(grid) -> None:
+    """Beside each front trial, trials of (nearly) its size just below it, and a pruned one just
+    above left, where a label would go first."""
+    frame = trials_frame(load_results(grid))
+    complete = frame[frame["state"] == "COMPLETE"].astype({"num_params": float})
+    front = pareto_front(complete)
+    size = complete["num_params"].max() - complete["num_params"].min()
+    acc = complete[OBJECTIVE].max() - complete[OBJECTIVE].min()
+    crowd = []
+    for k, (right, up, state) in enumerate(
+        [(0, -0.03, "COMPLETE"), (0.015, -0.05, "COMPLETE"), (-0.015, 0.015, "PRUNED")]
+    ):
+        rows = front.assign(number=front["number"] + 100 * (k + 1), state=state)
+        rows["num_params"] += right * size
+        rows[OBJECTIVE] += up * acc
+        crowd.append(rows)
+    crowded = pd.concat([complete, *crowd], ignore_index=True)
+    figure = pareto_figure(crowded)
+    labels = by_gid(figure.axes[0].texts, "front label")
+    assert sorted(int(t.get_text()) for t in labels) == sorted(front["number"])
+    assert_labels_clear(figure)
 
 
 def test_pareto_plot_counts_a_wide_range_of_sizes_on_a_log_axis_in_k(sizes) -> None:
