@@ -80,15 +80,6 @@ def history_figure(studies: Sequence[StudyResults]) -> Figure:
         name = f"{results.name}: " if several else ""
         pruned_style = {**PRUNED_STYLE, "color": color} if several else PRUNED_STYLE
         ax.scatter(
-            pruned["number"],
-            pruned["value"],
-            marker="x",
-            s=24,
-            label=f"{name}pruned (last reported value)",
-            gid="pruned",
-            **pruned_style,
-        )
-        ax.scatter(
             complete["number"],
             complete["value"],
             color=color,
@@ -97,6 +88,17 @@ def history_figure(studies: Sequence[StudyResults]) -> Figure:
             label=f"{name}complete",
             gid="complete",
         )
+        if len(pruned):
+            ax.scatter(
+                pruned["number"],
+                pruned["value"],
+                marker="x",
+                s=24,
+                zorder=2,
+                label=f"{name}pruned (last reported value)",
+                gid="pruned",
+                **pruned_style,
+            )
         if len(complete):
             best = complete["value"].cummax() if _maximize(results) else complete["value"].cummin()
             xs = [*complete["number"], points["number"].max()]
@@ -268,23 +270,25 @@ def pareto_figure(frame: pd.DataFrame) -> Figure | None:
     figure = new_figure(7, 4.5)
     ax = figure.add_subplot()
     ax.scatter(
-        pruned["num_params"],
-        pruned[OBJECTIVE],
-        marker="x",
-        s=24,
-        label="pruned",
-        gid="pruned",
-        **PRUNED_STYLE,
-    )
-    ax.scatter(
         points["num_params"],
         points[OBJECTIVE],
         color=COMPLETE_COLOR,
         alpha=0.6,
         s=28,
+        zorder=2,
         label="complete",
         gid="complete",
     )
+    if len(pruned):
+        ax.scatter(
+            pruned["num_params"],
+            pruned[OBJECTIVE],
+            marker="x",
+            s=24,
+            label="pruned",
+            gid="pruned",
+            **PRUNED_STYLE,
+        )
     ax.step(
         front["num_params"], front[OBJECTIVE], where="post", color="tab:red", label="Pareto front"
     )
