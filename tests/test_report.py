@@ -183,6 +183,8 @@ def test_latex_tables_have_as_many_cells_as_their_column_spec(grid) -> None:
     "name",
     [
         "history.png",
+        "intermediate_values.png",
+        "parallel_coordinates.png",
         "importances.png",
         "pareto.png",
         "heatmap-embed_dim-depth.png",
@@ -310,16 +312,22 @@ def test_a_log_range_is_grouped_in_quantile_bins(ranged) -> None:
     )
 
 
+PLOTS = (
+    "history.png",
+    "intermediate_values.png",
+    "parallel_coordinates.png",
+    "pareto.png",
+    "learning_curves.png",
+)
+
+
 @pytest.mark.parametrize(
     ("formats", "files"),
     [
-        (["md"], {"report.md", "history.png", "pareto.png", "learning_curves.png"}),
+        (["md"], {"report.md", *PLOTS}),
         (["csv"], {"trials.csv"}),
         (["latex"], {"report.tex"}),
-        (
-            ["html,csv"],
-            {"report.html", "trials.csv", "history.png", "pareto.png", "learning_curves.png"},
-        ),
+        (["html,csv"], {"report.html", "trials.csv", *PLOTS}),
     ],
     ids=["md", "csv", "latex", "html+csv"],
 )
@@ -531,7 +539,7 @@ def test_html_report_renders_its_tables_and_images_in_chromium(grid, tmp_path) -
             })"""
         )
         shot = tools.call("Page.captureScreenshot", format="png", captureBeyondViewport=True)
-    assert len(state["widths"]) == md.count("![") == 5
+    assert len(state["widths"]) == md.count("![") == 7
     assert all(width > 0 for width in state["widths"]), state["widths"]
     assert state["tables"] == md.count("\n## ") - 2 and state["cells"] > 20
     assert "Val accuracy by model.embed_dim" in state["headings"]

@@ -21,7 +21,15 @@ __all__, __getattr__ = lazy_exports(
         ],
         "._plots": [
             "Plot",
+            "heatmap_figure",
+        ],
+        "._plots_trials": [
+            "history_figure",
+            "intermediate_figure",
+            "parallel_figure",
+            "pareto_figure",
             "pareto_front",
+            "trial_values",
         ],
         "._render": [
             "Report",

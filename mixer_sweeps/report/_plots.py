@@ -1,13 +1,13 @@
-"""The report's plots, as PNG files: Optuna's own matplotlib plots where they exist.
+"""The report's plots, as PNG files with a caption each, in matplotlib's default style.
 
-Optuna's plots switch matplotlib to its ggplot style; each is drawn in an ``rc_context`` so the
-style stays with it.
+The plots of the trials one by one (history, intermediate values, parallel coordinates, Pareto)
+are in :mod:`._plots_trials`; here are those of groups of trials, and the list of a report's
+plots.
 """
 
 from __future__ import annotations
 
 import contextlib
-import io
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -15,17 +15,23 @@ from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
+from mixer_sweeps.report._figure import new_figure, save_figure
 from mixer_sweeps.report._frame import OBJECTIVE
+from mixer_sweeps.report._plots_trials import (
+    history_figure,
+    intermediate_figure,
+    metric_label,
+    parallel_figure,
+    pareto_figure,
+)
 from mixer_sweeps.report._tables import COMPLETE, cell_runs, pivot_pairs
 from mixer_sweeps.results import StudyResults, short_names
-from mixer_sweeps.study import optuna_quiet
-from mixer_sweeps.training import HISTORY_FILE, atomic_write_bytes
+from mixer_sweeps.training import HISTORY_FILE
 
 if TYPE_CHECKING:
-    import optuna
     from matplotlib.axes import Axes
+    from matplotlib.figure import Figure
 
-DPI = 110
 CURVES_K = 5
 
 
@@ -33,6 +39,8 @@ CURVES_K = 5
 class Plot:
     title: str
     path: Path
+    caption: str = ""
+    """What the plot shows and how to read it, under it in the report."""
 
 
 @contextlib.contextmanager
@@ -42,16 +50,13 @@ def _matplotlib() -> Iterator[Any]:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    with matplotlib.rc_context(), optuna_quiet():
+    with matplotlib.rc_context():
         yield plt
         plt.close("all")
 
 
 def _save(ax: Axes, path: Path) -> Path:
-    buffer = io.BytesIO()
-    ax.figure.savefig(buffer, format="png", dpi=DPI, bbox_inches="tight")
-    atomic_write_bytes(path, buffer.getvalue())
-    return path
+    return save_figure(ax.figure, path)
 
 
 def _draw(path: Path, draw: Callable[[Any], Axes]) -> Path:
@@ -59,12 +64,9 @@ def _draw(path: Path, draw: Callable[[Any], Axes]) -> Path:
         return _save(draw(plt), path)
 
 
-def history_plot(studies: Sequence[optuna.Study], path: Path) -> Path:
-    """Optuna's optimisation history; several studies share the axes."""
-    from optuna.visualization.matplotlib import plot_optimization_history
-
-    study = studies[0] if len(studies) == 1 else list(studies)
-    return _draw(path, lambda plt: plot_optimization_history(study, target_name="val acc"))
+def history_plot(studies: Sequence[StudyResults], path: Path) -> Path:
+    """The optimisation history; several studies share the axes."""
+    return save_figure(history_figure(studies), path)
 
 
 def importances_plot(importances: pd.Series, path: Path) -> Path:
@@ -81,89 +83,74 @@ def importances_plot(importances: pd.Series, path: Path) -> Path:
     return _draw(path, draw)
 
 
-def pareto_front(points: pd.DataFrame) -> pd.DataFrame:
-    """The trials that no other beats on both: fewer (or as many) parameters and higher val acc."""
-    ordered = points.sort_values(["num_params", OBJECTIVE], ascending=[True, False])
-    best = ordered[OBJECTIVE].cummax().shift(fill_value=-float("inf"))
-    return ordered[ordered[OBJECTIVE] > best]
+def heatmap_figure(
+    results: StudyResults, frame: pd.DataFrame, levels: pd.DataFrame, rows: str, columns: str
+) -> Figure:
+    """Mean val acc per cell of two factors, with the cell's number of complete trials ``n``;
+    a cell of a single trial is hatched."""
+    from matplotlib.patches import Rectangle
 
-
-def pareto_plot(frame: pd.DataFrame, path: Path) -> Path:
-    points = frame[frame["state"] == COMPLETE].dropna(subset=["num_params", OBJECTIVE])
-    points = points.astype({"num_params": float})
-    front = pareto_front(points)
-
-    def draw(plt: Any) -> Axes:
-        fig, ax = plt.subplots(figsize=(7, 4.5), constrained_layout=True)
-        ax.scatter(
-            points["num_params"], points[OBJECTIVE], color="tab:blue", alpha=0.6, label="trial"
-        )
-        ax.step(
-            front["num_params"],
-            front[OBJECTIVE],
-            where="post",
-            color="tab:red",
-            label="Pareto front",
-        )
-        ax.scatter(front["num_params"], front[OBJECTIVE], color="tab:red", zorder=3)
-        for row in front.itertuples():
-            ax.annotate(
-                str(row.number),
-                (row.num_params, getattr(row, OBJECTIVE)),
-                xytext=(4, -10),
-                textcoords="offset points",
-                fontsize=8,
-            )
-        if points["num_params"].max() > 10 * points["num_params"].min():
-            ax.set_xscale("log")
-        ax.set(xlabel="parameters", ylabel="val acc", title="Val accuracy vs parameter count")
-        ax.grid(alpha=0.3)
-        ax.legend(loc="lower right")
-        return ax
-
-    return _draw(path, draw)
-
-
-def heatmap_plot(
-    results: StudyResults,
-    frame: pd.DataFrame,
-    levels: pd.DataFrame,
-    rows: str,
-    columns: str,
-    path: Path,
-) -> Path:
-    grouped = cell_runs(frame, levels, rows, columns)
-    means = grouped.mean().unstack(columns)
-    counts = grouped.count().unstack(columns)
+    means = cell_runs(frame, levels, rows, columns).mean().unstack(columns)
+    counts = trial_counts(frame, levels, rows, columns)
     names = short_names([rows, columns])
+    figure = new_figure(1.4 * len(means.columns) + 2.5, 0.9 * len(means.index) + 1.8)
+    ax = figure.add_subplot()
+    image = ax.imshow(means.to_numpy(dtype=float), cmap="viridis", aspect="auto")
+    ax.set_xticks(range(len(means.columns)), [_level(c) for c in means.columns])
+    ax.set_yticks(range(len(means.index)), [_level(c) for c in means.index])
+    ax.set(xlabel=names[columns], ylabel=names[rows], title="Mean val acc (n: complete trials)")
+    for i, j in ((i, j) for i in range(len(means.index)) for j in range(len(means.columns))):
+        value, n = means.iat[i, j], int(counts.iat[i, j])
+        if pd.isna(value):
+            text = f"–\nn={n}"
+            ax.text(j, i, text, ha="center", va="center", color="grey", fontsize=8, gid="cell")
+            continue
+        color = "black" if image.norm(value) > 0.6 else "white"
+        text = f"{value:.3f}\nn={n}"
+        box = {"facecolor": image.cmap(image.norm(value)), "edgecolor": "none"} if n == 1 else None
+        ax.text(j, i, text, ha="center", va="center", color=color, fontsize=8, bbox=box, gid="cell")
+        if n == 1:
+            ax.add_patch(
+                Rectangle(
+                    (j - 0.5, i - 0.5),
+                    1,
+                    1,
+                    fill=False,
+                    hatch="///",
+                    edgecolor=color,
+                    lw=1.5,
+                    alpha=0.5,
+                    gid="single trial",
+                )
+            )
+    figure.colorbar(image, ax=ax, label="val acc")
+    return figure
 
-    def draw(plt: Any) -> Axes:
-        fig, ax = plt.subplots(
-            figsize=(1.4 * len(means.columns) + 2.5, 0.9 * len(means.index) + 1.8),
-            constrained_layout=True,
-        )
-        image = ax.imshow(means.to_numpy(dtype=float), cmap="viridis", aspect="auto")
-        ax.set_xticks(
-            range(len(means.columns)),
-            [f"{c:g}" if isinstance(c, float) else str(c) for c in means.columns],
-        )
-        ax.set_yticks(
-            range(len(means.index)),
-            [f"{c:g}" if isinstance(c, float) else str(c) for c in means.index],
-        )
-        ax.set(xlabel=names[columns], ylabel=names[rows], title="Mean val acc (n runs)")
-        for i, j in ((i, j) for i in range(len(means.index)) for j in range(len(means.columns))):
-            value, n = means.iat[i, j], counts.iat[i, j]
-            if pd.isna(value):
-                ax.text(j, i, "–", ha="center", va="center", color="grey")
-                continue
-            bright = image.norm(value) > 0.6
-            color = "black" if bright else "white"
-            ax.text(j, i, f"{value:.3f}\n({n})", ha="center", va="center", color=color, fontsize=8)
-        fig.colorbar(image, ax=ax, label="val acc")
-        return ax
 
-    return _draw(path, draw)
+def trial_counts(frame: pd.DataFrame, levels: pd.DataFrame, rows: str, columns: str) -> Any:
+    """The number of complete trials in each cell of two factors (zero where there are none)."""
+    complete = levels.loc[frame["state"] == COMPLETE, [rows, columns]]
+    return complete.groupby([rows, columns], observed=False).size().unstack(columns)
+
+
+def heatmap_caption(results: StudyResults, rows: str, columns: str) -> str:
+    caption = (
+        f"Mean val acc of the complete trials in each cell of {rows} (rows) × {columns}"
+        " (columns); n: the cell's complete trials, hatched: a cell of a single trial."
+    )
+    if results.replicates > 1:
+        caption += f" A trial's val acc is the mean of its {results.replicates} seeds."
+    others = [d.path for d in results.space if d.path not in (rows, columns)]
+    if others:
+        caption += (
+            f" The other parameters ({', '.join(others)}) vary within a cell, as the sampler"
+            " chose them: a cell's mean mixes their values."
+        )
+    return caption
+
+
+def _level(value: Any) -> str:
+    return f"{value:g}" if isinstance(value, float) else str(value)
 
 
 def curves_plot(
@@ -217,21 +204,52 @@ def study_plots(
     """Every plot that applies to the study, written to ``out``."""
     if not (frame["state"] == COMPLETE).any():
         return []
-    plots = [Plot("Optimisation history", history_plot([results.study], out / "history.png"))]
+    metric = metric_label(results.metric)
+    plots = [
+        Plot(
+            "Optimisation history",
+            history_plot([results], out / "history.png"),
+            f"The {metric} of each trial in the order they ran, and the best so far; a pruned"
+            " trial (×, faint) at the last value it reported before it was stopped.",
+        )
+    ]
+    figure = intermediate_figure(results)
+    if figure is not None:
+        caption = (
+            f"The {metric} each trial reported per epoch, the value the pruner judged"
+            + (" (the first seed's)" if results.replicates > 1 else "")
+            + "; complete trials coloured by their value, pruned ones faint, ending (×) at the"
+            " epoch they were stopped."
+        )
+        path = save_figure(figure, out / "intermediate_values.png")
+        plots.append(Plot("Intermediate values", path, caption))
+    figure = parallel_figure(results)
+    if figure is not None:
+        caption = (
+            f"One line per trial through its parameters and its {metric}; complete trials"
+            " coloured by their value, pruned ones faint at the last value they reported."
+        )
+        path = save_figure(figure, out / "parallel_coordinates.png")
+        plots.append(Plot("Parallel coordinates", path, caption))
     if importances is not None:
         plots.append(
             Plot("Parameter importances", importances_plot(importances, out / "importances.png"))
         )
-    plots.append(Plot("Val accuracy vs parameter count", pareto_plot(frame, out / "pareto.png")))
+    figure = pareto_figure(frame)
+    if figure is not None:
+        caption = (
+            "Best val acc against the number of parameters. Red: the Pareto front (no trial has"
+            " as few parameters and a higher val acc), labelled by trial number; pruned trials"
+            " faint, at the best val acc they reached before they were stopped."
+        )
+        path = save_figure(figure, out / "pareto.png")
+        plots.append(Plot("Val accuracy vs parameter count", path, caption))
     for rows, columns in pivot_pairs(results):
         names = short_names([rows, columns])
-        name = f"heatmap-{names[rows]}-{names[columns]}.png"
-        plots.append(
-            Plot(
-                f"{rows} × {columns}",
-                heatmap_plot(results, frame, levels, rows, columns, out / name),
-            )
-        )
+        path = out / f"heatmap-{names[rows]}-{names[columns]}.png"
+        figure = heatmap_figure(results, frame, levels, rows, columns)
+        caption = heatmap_caption(results, rows, columns)
+        plots.append(Plot(f"{rows} × {columns}", save_figure(figure, path), caption))
     curves = curves_plot(results, frame, out / "learning_curves.png")
     if curves is not None:
         plots.append(Plot("Learning curves", curves))

@@ -77,7 +77,9 @@ def to_markdown(report: Report) -> str:
             lines += [f"*{table.note}*", ""]
     if report.plots:
         lines += ["## Plots", ""]
-        lines += [f"![{p.title}]({p.path.name})\n" for p in report.plots]
+        for plot in report.plots:
+            lines += [f"![{plot.title}]({plot.path.name})", ""]
+            lines += [f"*{plot.caption}*", ""] if plot.caption else []
     if report.spec:
         lines += ["## Best trial's run spec", "", "```yaml", report.spec.rstrip(), "```", ""]
     return "\n".join(lines)
@@ -96,8 +98,12 @@ def _latex_text(text: str) -> str:
 
 
 def to_latex(report: Report) -> str:
-    """One ``table`` float per table; needs ``\\usepackage{booktabs}``."""
-    parts = [f"% {report.title}: tables from `sweeps report`; needs \\usepackage{{booktabs}}"]
+    """One ``table`` float per table, one ``figure`` float per plot (its PNG file beside the
+    ``.tex``); needs ``\\usepackage{booktabs,graphicx}``."""
+    parts = [
+        f"% {report.title}: tables and plots from `sweeps report`;"
+        " needs \\usepackage{booktabs,graphicx}"
+    ]
     for table in report.tables:
         shown = display_frame(table)
         caption = table.title + (f". {table.note}" if table.note else "")
@@ -110,6 +116,14 @@ def to_latex(report: Report) -> str:
             position="htbp",
         )
         parts.append(latex)
+    for plot in report.plots:
+        caption = plot.title + (f". {plot.caption}" if plot.caption else "")
+        parts.append(
+            "\\begin{figure}[htbp]\n\\centering\n"
+            f"\\includegraphics[width=\\linewidth]{{{plot.path.name}}}\n"
+            f"\\caption[{_latex_text(plot.title)}]{{{_latex_text(caption)}}}\n"
+            f"\\label{{fig:{plot.path.stem}}}\n\\end{{figure}}\n"
+        )
     text = "\n".join(parts)
     for symbol, latex in _LATEX_SYMBOLS.items():
         text = text.replace(symbol, latex)
@@ -149,7 +163,8 @@ pre { background: #f6f8fa; padding: 0.8rem; overflow-x: auto; font-size: 0.85rem
 {% if plots %}<h2>Plots</h2>{% endif %}
 {% for plot in plots %}
 <figure><img src="data:image/png;base64,{{ plot.data }}" alt="{{ plot.title }}">
-<figcaption>{{ plot.title }}</figcaption></figure>
+<figcaption>{{ plot.title }}{% if plot.caption %}: {{ plot.caption }}{% endif %}
+</figcaption></figure>
 {% endfor %}
 {% if spec %}<h2>Best trial's run spec</h2><pre>{{ spec }}</pre>{% endif %}
 </body>
@@ -171,7 +186,11 @@ def to_html(report: Report) -> str:
         for t in report.tables
     ]
     plots = [
-        {"title": p.title, "data": base64.b64encode(Path(p.path).read_bytes()).decode("ascii")}
+        {
+            "title": p.title,
+            "caption": p.caption,
+            "data": base64.b64encode(Path(p.path).read_bytes()).decode("ascii"),
+        }
         for p in report.plots
     ]
     return template.render(

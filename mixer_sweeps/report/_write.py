@@ -40,7 +40,14 @@ if TYPE_CHECKING:
 FORMATS = ("md", "csv", "latex", "html")
 _FILES = {"md": "report.md", "latex": "report.tex", "html": "report.html"}
 _DATA_FILES = ("trials.csv", "comparison.csv")
-_PLOT_FILES = ("history.png", "importances.png", "pareto.png", "learning_curves.png")
+_PLOT_FILES = (
+    "history.png",
+    "intermediate_values.png",
+    "parallel_coordinates.png",
+    "importances.png",
+    "pareto.png",
+    "learning_curves.png",
+)
 
 
 def report_folder_entry(name: str) -> Literal["file"] | None:
@@ -159,7 +166,7 @@ def compare_studies(
     if drawn and any(best_trial(r.trials) for r in studies):
         from mixer_sweeps.report._plots import Plot
 
-        path = history_plot([r.study for r in studies], out / "history.png")
+        path = history_plot(studies, out / "history.png")
         plots.append(Plot("Optimisation histories", path))
     report = Report(
         title=f"Studies {', '.join(r.name for r in studies)}",
