@@ -4,7 +4,8 @@ Modules, bottom up: ``_quiet`` (Optuna's logging silenced), ``_journal`` (the jo
 and the repair of a torn record), ``_storage`` (which storage, opened), ``_locks`` (the claim
 lock), ``_liveness`` (who runs a trial, its heartbeat, whether it lives), ``_recovery`` (dead
 workers' trials failed and queued again), ``_faults`` (the machine's faults), ``_algorithms``
-(Optuna samplers and pruners built from the study file), ``_objective`` (one trial),
+(Optuna samplers and pruners built from the study file), ``_finished`` (a study with nothing
+left to run, told at once), ``_objective`` (one trial),
 ``_monitor`` (the live display), ``_worker`` (the claim loop), ``_placement`` (workers on
 cores and GPUs), ``_processes`` (supervising workers), ``_runner`` (one run of a study),
 ``_job`` (one batch job: a worker that checkpoints itself), ``_launch`` (a launch planned: SLURM
@@ -24,6 +25,10 @@ __all__, __getattr__ = lazy_exports(
             "make_pruner",
             "make_sampler",
             "stream_seed",
+        ],
+        "._finished": [
+            "FinishedStudy",
+            "finished_study",
         ],
         "._faults": [
             "machine_fault",
