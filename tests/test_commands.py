@@ -249,7 +249,8 @@ def test_a_finished_study_run_again_adds_nothing_and_says_so_at_once(
     done, took = run_timed(sweeps_cmd("run", "tiny.yaml"), cwd=folder, env=_env(folder / "home"))
     assert done.returncode == 0, done.stdout + done.stderr
     assert done.stdout.startswith(
-        "study tiny is finished: 2 of 2 trials (2 complete, 0 pruned, 0 failed); nothing to run"
+        "study tiny is finished; nothing to run: 2 of 2 trials have finished (2 complete,"
+        " 0 pruned, 0 failed)\nnothing added: no trial, report or W&B run\n"
     ), done.stdout
     assert sorted(p.name for p in (study / "wandb").glob("offline-run-*")) == runs
     assert {p: p.stat().st_mtime_ns for p in (study / "report").iterdir()} == report

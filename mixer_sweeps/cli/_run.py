@@ -142,9 +142,10 @@ def _say_finished(finished, metric: str) -> None:
 
     c, root = finished.counts, finished.layout.root
     typer.echo(
-        f"study {root.name} is finished: {c.finished} of {finished.n_trials} trials"
-        f" ({describe_counts(c)}); nothing to run, nothing added"
+        f"study {root.name} is finished; nothing to run: {c.finished} of {finished.n_trials}"
+        f" trials have finished ({describe_counts(c)})"
     )
+    typer.echo("nothing added: no trial, report or W&B run")
     if finished.best is not None:
         typer.echo(f"best: trial {finished.best.number}, {metric} {finished.best.value:.4f}")
     report = finished.layout.report_dir
