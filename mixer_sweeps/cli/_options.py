@@ -68,9 +68,7 @@ def the_study(target: Path | None, results: Path) -> Path:
     if not found:
         raise fail(no_study(results))
     names = ", ".join(p.name for p in found)
-    raise fail(
-        f"{len(found)} studies under {results}/ ({names}): name one, e.g. {found[0]}"
-    )
+    raise fail(f"{len(found)} studies under {results}/ ({names}): name one, e.g. {found[0]}")
 
 
 def load_or_fail(target: Path, results: Path, storage: str | None) -> StudyResults:

@@ -133,7 +133,12 @@ def load_saved_study(path: str | Path) -> StudyFile:
         key: {k: v for k, v in dim.items() if k != "type"} if isinstance(dim, dict) else dim
         for key, dim in space.items()
     }
-    document = {"study": study, "fixed": data.get("fixed") or {}, "space": dims, "run": data["base"]}
+    document = {
+        "study": study,
+        "fixed": data.get("fixed") or {},
+        "space": dims,
+        "run": data.get("base"),
+    }
     return _check(YamlDocument(document, doc.lines, doc.source), path.parent)
 
 

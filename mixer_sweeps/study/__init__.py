@@ -5,11 +5,11 @@ and the repair of a torn record), ``_storage`` (which storage, opened), ``_locks
 lock), ``_liveness`` (who runs a trial, its heartbeat, whether it lives), ``_recovery`` (dead
 workers' trials failed and queued again), ``_faults`` (the machine's faults), ``_algorithms``
 (Optuna samplers and pruners built from the study file), ``_finished`` (a study with nothing
-left to run, told at once), ``_objective`` (one trial),
-``_monitor`` (the live display), ``_worker`` (the claim loop), ``_placement`` (workers on
-cores and GPUs), ``_processes`` (supervising workers), ``_runner`` (one run of a study),
-``_job`` (one batch job: a worker that checkpoints itself), ``_launch`` (a launch planned: SLURM
-or local batch jobs through submitit) and ``_submit`` (the jobs submitted and waited for).
+left to run, told at once), ``_objective`` (one trial), ``_monitor`` (the live display),
+``_worker`` (the claim loop), ``_placement`` (workers on cores and GPUs), ``_processes``
+(supervising workers), ``_runner`` (one run of a study), ``_job`` (one batch job: a worker that
+checkpoints itself), ``_launch`` (a launch planned: SLURM or local batch jobs through submitit)
+and ``_submit`` (the jobs submitted and waited for).
 The study file itself is in ``mixer_sweeps.spec``; reading a study back is
 ``mixer_sweeps.results``.
 
