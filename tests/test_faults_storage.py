@@ -85,6 +85,16 @@ def _finished_study(tmp_path: Path, n_trials: int = 2) -> tuple[Path, Path]:
     return study_path, results
 
 
+def _one_trial_left(tmp_path: Path) -> tuple[Path, Path]:
+    """A study of 3 trials that has run 2: its next run writes to the storage (a finished
+    study's re-run only reads it)."""
+    study_path = _lr_study(tmp_path / "study.yaml", 3)
+    results = tmp_path / "results"
+    run = run_study(load_study_file(study_path, {"study.n_trials": 2}), results_dir=results)
+    assert run.counts.complete == 2 and run.fatal is None
+    return study_path, results
+
+
 # ------------------------------------------------------------------------ 1. the journal lock
 
 
@@ -121,7 +131,7 @@ def _holding_the_lock(cwd: Path, journal: str) -> Iterator[subprocess.Popen]:
 
 
 def test_a_lock_left_by_kill_9_is_waited_for_out_loud_then_broken(tmp_path: Path) -> None:
-    study_path, _ = _finished_study(tmp_path)
+    study_path, _ = _one_trial_left(tmp_path)
     lock = tmp_path / "results" / "tiny" / "study.journal.lock"
     before = len(study_trials(tmp_path / "results" / "tiny"))
     log = tmp_path / "stderr.log"
@@ -163,16 +173,16 @@ def test_a_lock_left_by_kill_9_is_waited_for_out_loud_then_broken(tmp_path: Path
     assert err.count(f"removed the journal lock {lock}") == 1, err
     assert broken_after < grace + 5, f"broken {broken_after:.1f} s after the kill"
     assert not lock.is_symlink()
-    assert "nothing to run: 2 of 2 trials have finished" in out
+    assert "resuming: 2 trials finished" in out
     # The study is whole, and its journal named by its absolute path.
     assert f"storage: journal file {tmp_path / 'results' / 'tiny' / 'study.journal'}" in out
-    assert len(study_trials(tmp_path / "results" / "tiny")) == before
+    assert len(study_trials(tmp_path / "results" / "tiny")) == before + 1
 
 
 def test_a_lock_left_long_ago_is_broken_at_once_and_said(tmp_path: Path) -> None:
     # Made by hand as Optuna makes it: a symlink to the journal's relative path, here dated an
     # hour back, as a lock found after a crash is. Also through `journal:` with a relative path.
-    study_path, _ = _finished_study(tmp_path)
+    study_path, _ = _one_trial_left(tmp_path)
     (tmp_path / "elsewhere").mkdir()
     os.rename(tmp_path / "results" / "tiny" / "study.journal", tmp_path / "elsewhere" / "j")
     lock = tmp_path / "elsewhere" / "j.lock"
@@ -189,7 +199,7 @@ def test_a_lock_left_long_ago_is_broken_at_once_and_said(tmp_path: Path) -> None
     assert err.count(f"removed the journal lock {lock}") == 1, err
     assert "waiting for the journal lock" not in err  # broken at once, without a wait
     assert f"storage: journal file {tmp_path / 'elsewhere' / 'j'}" in output
-    assert "nothing to run: 2 of 2 trials have finished" in output
+    assert "resuming: 2 trials finished" in output
 
 
 # ------------------------------------------------------------- 5. records cut short, damage

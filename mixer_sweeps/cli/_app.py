@@ -26,9 +26,15 @@ from mixer_sweeps.cli import (
     _train,
     _validate,
 )
+from mixer_sweeps.cli._options import Command, FlagsShown
+
+
+class _Group(FlagsShown, GuardedGroup):
+    """The ``sweeps`` group (see :class:`GuardedGroup`), its flags shown as flags."""
+
 
 app = typer.Typer(
-    cls=GuardedGroup,  # Ctrl-C anywhere: one line, exit code 130
+    cls=_Group,  # Ctrl-C anywhere: one line, exit code 130
     help="Run and understand hyper-parameter studies of MLP-Mixer image classifiers.",
     no_args_is_help=True,
     add_completion=False,
@@ -58,19 +64,19 @@ def _main(
 
 
 # One line per command, in the order --help lists them.
-app.command()(_train.train)
-app.command()(_run.run)
-app.command()(_launch.launch)
-app.command()(_validate.validate)
-app.command()(_schema.schema)
-app.command()(_sync.sync)
-app.command()(_report.report)
-app.command()(_plan.plan)
-app.command()(_status.status)
-app.command()(_best.best)
-app.command()(_retrain.retrain)
-app.command()(_dashboard.dashboard)
-app.command()(_replay.replay)
+app.command(cls=Command)(_train.train)
+app.command(cls=Command)(_run.run)
+app.command(cls=Command)(_launch.launch)
+app.command(cls=Command)(_validate.validate)
+app.command(cls=Command)(_schema.schema)
+app.command(cls=Command)(_sync.sync)
+app.command(cls=Command)(_report.report)
+app.command(cls=Command)(_plan.plan)
+app.command(cls=Command)(_status.status)
+app.command(cls=_best.BestCommand)(_best.best)
+app.command(cls=Command)(_retrain.retrain)
+app.command(cls=Command)(_dashboard.dashboard)
+app.command(cls=Command)(_replay.replay)
 
 
 def main() -> None:

@@ -11,10 +11,13 @@ import typer
 from mixer_sweeps._exit import EXIT_NOTHING
 from mixer_sweeps.cli._checks import fail
 from mixer_sweeps.cli._options import (
+    ONLY_STUDY,
+    Command,
     JsonOption,
     ResultsOption,
     StorageOption,
     load_or_fail,
+    the_study,
 )
 
 if TYPE_CHECKING:
@@ -22,22 +25,39 @@ if TYPE_CHECKING:
 
     from mixer_sweeps.results import StudyResults, TrialRecord
 
-MAX_INTERVAL_S = 86_400
-"""Longest --interval: a day (time.sleep refuses inf; a longer wait is never meant)."""
+EXPORT_NAME = "best.yaml"
+"""What ``--export`` without a file writes, in the study's results folder."""
+
+
+class BestCommand(Command):
+    """``sweeps best``, whose ``--export`` may come without its file: last, or before another
+    option (Typer has no option with an optional value)."""
+
+    def parse_args(self, ctx: Any, args: list[str]) -> list[str]:
+        args = list(args)
+        for i, arg in enumerate(args):
+            if arg == "--":
+                break
+            following = args[i + 1] if i + 1 < len(args) else None
+            if arg == "--export" and (following is None or following.startswith("--")):
+                args[i] = "--export="
+        return super().parse_args(ctx, args)
 
 
 def best(
     study: Annotated[
-        Path,
-        typer.Argument(
-            help="Study YAML file or results folder (results/<study>).", show_default=False
-        ),
-    ],
-    export: Annotated[
         Path | None,
+        typer.Argument(
+            help=f"Study YAML file or results folder (results/<study>){ONLY_STUDY}.",
+            show_default=False,
+        ),
+    ] = None,
+    export: Annotated[
+        str | None,
         typer.Option(
-            help="Write the trial's run spec to this file (or pipe, or device); `sweeps train"
-            " FILE` trains it again.",
+            metavar="[FILE]",
+            help="Write the trial's run spec to FILE (or pipe, or device); without FILE to"
+            f" <study results>/{EXPORT_NAME}. `sweeps train FILE` trains it again.",
             show_default=False,
         ),
     ] = None,
@@ -82,7 +102,7 @@ def best(
     )
     from mixer_sweeps.spec import SpecError
 
-    found = load_or_fail(study, results, storage)
+    found = load_or_fail(the_study(study, results), results, storage)
     try:
         base = study_base(found)
     except ValueError as exc:
@@ -104,8 +124,9 @@ def best(
             numbers = [t.number for t in found.trials]
             held = f"trials 0-{max(numbers)}" if numbers else "no trials"
             raise fail(f"--trial {trial}: study {found.name} has {held}")
-    if export is not None and export.is_dir():
-        raise fail(f"--export {export} is a folder; give a file name, e.g. {export / 'best.yaml'}")
+    out = None if export is None else Path(export) if export else found.study_dir / EXPORT_NAME
+    if out is not None and out.is_dir():
+        raise fail(f"--export {out} is a folder; give a file name, e.g. {out / EXPORT_NAME}")
     try:
         spec = trial_run_spec(
             chosen,
@@ -119,11 +140,11 @@ def best(
     except (ValueError, SpecError) as exc:
         raise fail(str(exc).strip()) from None
     written = None
-    if export is not None:
+    if out is not None:
         from mixer_sweeps.cli._write import write_or_fail
         from mixer_sweeps.training import spec_to_yaml
 
-        written = write_or_fail(export, spec_to_yaml(spec.spec), force=force, option="--export")
+        written = write_or_fail(out, spec_to_yaml(spec.spec), force=force, option="--export")
     top_rows = [trial_summary(t) for t in order[:top]] if top is not None else None
     if as_json:
         payload = {
@@ -138,7 +159,7 @@ def best(
             "spec": spec.spec.model_dump(mode="json"),
             "spec_source": spec.source,
             "notes": list(spec.notes),
-            "exported": None if export is None else str(export),
+            "exported": None if out is None else str(out),
         }
         if top_rows is not None:
             payload["top"] = top_rows
@@ -157,7 +178,7 @@ def best(
             complete=len(order),
         )
     if written is not None:
-        again = f": `sweeps train {export}` trains it again" if written.stored else ""
+        again = f": `sweeps train {out}` trains it again" if written.stored else ""
         console.print(
             f"wrote trial {chosen.number}'s run spec to {written.where}{again}", markup=False
         )

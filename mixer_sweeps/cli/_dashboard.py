@@ -18,7 +18,7 @@ from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 import typer
 
 from mixer_sweeps._exit import EXIT_INTERRUPTED
-from mixer_sweeps.cli._options import ResultsOption, StorageOption
+from mixer_sweeps.cli._options import ONLY_STUDY, ResultsOption, StorageOption, the_study
 
 
 class _Server(ThreadingMixIn, WSGIServer):
@@ -32,8 +32,9 @@ class _QuietHandler(WSGIRequestHandler):
 
 def dashboard(
     study_file: Annotated[
-        Path, typer.Argument(help="Study YAML or its results folder.", show_default=False)
-    ],
+        Path | None,
+        typer.Argument(help=f"Study YAML or its results folder{ONLY_STUDY}.", show_default=False),
+    ] = None,
     host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(min=0, max=65535, help="Port; 0 picks a free one.")] = 8080,
     results: ResultsOption = Path("results"),
@@ -48,7 +49,8 @@ def dashboard(
     from mixer_sweeps.study import describe_storage, open_storage, optuna_quiet
 
     try:
-        url, study_dir, name = find_study(study_file, results_dir=results, storage=storage)
+        target = the_study(study_file, results)
+        url, study_dir, name = find_study(target, results_dir=results, storage=storage)
         with optuna_quiet():
             backend = open_storage(url, study_dir=study_dir)
     except ValueError as exc:  # ReportError, SpecError, a bad storage URL

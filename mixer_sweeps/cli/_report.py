@@ -8,17 +8,18 @@ from typing import Annotated
 import typer
 
 from mixer_sweeps.cli._checks import check_writable, fail
-from mixer_sweeps.cli._options import ResultsOption, StorageOption
+from mixer_sweeps.cli._options import ONLY_STUDY, ResultsOption, StorageOption, the_study
 
 
 def report(
     studies: Annotated[
-        list[Path],
+        list[Path] | None,
         typer.Argument(
-            help="Study YAML files or results folders (results/<study>); two or more are compared.",
+            help="Study YAML files or results folders (results/<study>); two or more are"
+            f" compared{ONLY_STUDY}.",
             show_default=False,
         ),
-    ],
+    ] = None,
     formats: Annotated[
         list[str] | None,
         typer.Option(
@@ -47,6 +48,7 @@ def report(
     from mixer_sweeps.report import compare_studies, parse_formats, write_report
     from mixer_sweeps.results import load_results
 
+    studies = studies or [the_study(None, results)]
     if out is not None:
         from mixer_sweeps.cli._write import check_folder_or_fail
         from mixer_sweeps.report import report_folder_entry

@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 
 from mixer_sweeps._exit import EXIT_ERROR, EXIT_INTERRUPTED
-from mixer_sweeps.cli._options import StorageOption
+from mixer_sweeps.cli._options import ONLY_STUDY, StorageOption, the_study
 
 MAX_TOP = 1000
 """Most configurations retrained at once: each is trained again --seeds times."""
@@ -18,14 +18,21 @@ MAX_SEEDS = 1000
 
 def retrain(
     study_file: Annotated[
-        Path, typer.Argument(help="Study YAML, or a run spec YAML.", show_default=False)
-    ],
+        Path | None,
+        typer.Argument(
+            help=f"Study YAML or results folder, or a run spec YAML{ONLY_STUDY}.",
+            show_default=False,
+        ),
+    ] = None,
     top: Annotated[int, typer.Option(help="Best distinct configurations to retrain.")] = 3,
     seeds: Annotated[int, typer.Option(help="Fresh seeds per configuration (seed + 1000 on).")] = 5,
     epochs: Annotated[
         int | None,
         typer.Option(
-            help="Override optim.epochs (default: as the study or spec says).", show_default=False
+            help="Override optim.epochs (default: as the study or spec says). Other epochs than"
+            " the search's make numbers that are not comparable with it: retrain warns, and the"
+            " report says so.",
+            show_default=False,
         ),
     ] = None,
     results: Annotated[Path, typer.Option(help="Results folder.")] = Path("results"),
@@ -45,12 +52,13 @@ def retrain(
     check_option("--seeds", seeds, 1, MAX_SEEDS, "as study.replicates")
     if epochs is not None and epochs < 1:
         raise fail(f"--epochs must be at least 1 but got {epochs}")
+    study_file = the_study(study_file, results)
 
     from mixer_sweeps.retrain import RetrainError, check_retrain
     from mixer_sweeps.spec import SpecError, read_yaml
 
     try:
-        is_study = "study" in read_yaml(study_file).data
+        is_study = study_file.is_dir() or "study" in read_yaml(study_file).data
         if is_study:
             plan = _plan_study(study_file, top, seeds, epochs, results, storage)
         else:
@@ -68,6 +76,9 @@ def retrain(
     from mixer_sweeps.report import retrain_folder_entry
 
     check_folder_or_fail(plan.root, owns=retrain_folder_entry, what="a retrain's runs")
+    warning = plan.epochs_warning()
+    if warning is not None:
+        typer.echo(f"warning: {warning}", err=True)
     check_writable(plan.root, "results folder")
     again = ["sweeps", "retrain", str(study_file), "--top", str(top), "--seeds", str(seeds)]
     if epochs is not None:
@@ -82,11 +93,15 @@ def retrain(
 
 
 def _plan_study(study_file: Path, top: int, seeds: int, epochs, results: Path, storage):
-    from mixer_sweeps.results import ReportError, load_results
+    from mixer_sweeps.results import ReportError, StudyLayout, load_results
     from mixer_sweeps.retrain import RetrainError, plan_retrain
-    from mixer_sweeps.spec import load_study_file
+    from mixer_sweeps.spec import load_saved_study, load_study_file, read_yaml
 
-    loaded = load_study_file(study_file)
+    saved = StudyLayout(study_file).study_file if study_file.is_dir() else study_file
+    if study_file.is_dir() or isinstance(read_yaml(saved).data.get("base"), dict):
+        loaded = load_saved_study(saved)  # what `sweeps run` saved in the results folder
+    else:
+        loaded = load_study_file(study_file)
     try:
         found = load_results(study_file, results_dir=results, storage=storage)
     except ReportError as exc:
@@ -117,7 +132,7 @@ def _train(plan, again: list[str]) -> None:
     from mixer_sweeps._progress import EpochProgress, output_console
     from mixer_sweeps._signals import graceful_interrupts
     from mixer_sweeps.data import DatasetUnavailable
-    from mixer_sweeps.report import print_report, write_summary
+    from mixer_sweeps.report import print_report, retrain_title, write_summary
     from mixer_sweeps.retrain import run_retrain
     from mixer_sweeps.tracking import make_trackers
     from mixer_sweeps.training import DeviceUnavailable
@@ -173,7 +188,7 @@ def _train(plan, again: list[str]) -> None:
     table, written = write_summary(plan, outcomes)
     from mixer_sweeps.report import Report
 
-    print_report(Report(title=f"Retrained: {plan.name}", summary=[], tables=[table]), console)
+    print_report(Report(title=retrain_title(plan), summary=[], tables=[table]), console)
     console.print(f"retrain in {plan.root}/: {', '.join(p.name for p in written)}", markup=False)
     if any(o.state != "completed" for o in outcomes):
         from mixer_sweeps.cli._checks import fail

@@ -66,7 +66,8 @@ def run(
 ) -> None:
     """Run an Optuna study; running it again resumes it (a finished study adds no trials).
 
-    Ctrl-C abandons the running trials and queues them again for the next run.
+    Ctrl-C abandons the running trials and queues them again for the next run. A study whose
+    n_trials have finished is left as it is: no trial, report or W&B run is added.
     """
     from mixer_sweeps.results import all_failed
     from mixer_sweeps.spec import SpecError, load_study_file
@@ -80,6 +81,14 @@ def run(
         study_file = load_study_file(study_file, overrides)
     except SpecError as exc:
         raise fail(str(exc)) from None
+    from mixer_sweeps.study import finished_study
+
+    finished = finished_study(
+        study_file, results_dir=results, storage=storage, retry_failed=retry_failed
+    )
+    if finished is not None:
+        _say_finished(finished, study_file.settings.metric)
+        return
     if workers is None and workers_per_gpu is None:
         workers = 1
     # With --workers-per-gpu alone, at least as many processes (that many on each GPU).
@@ -126,3 +135,22 @@ def run(
     failed = all_failed(outcome.records)
     if failed:
         raise fail(failed, code=EXIT_ERROR)
+
+
+def _say_finished(finished, metric: str) -> None:
+    from mixer_sweeps.results import describe_counts
+
+    c, root = finished.counts, finished.layout.root
+    typer.echo(
+        f"study {root.name} is finished; nothing to run: {c.finished} of {finished.n_trials}"
+        f" trials have finished ({describe_counts(c)})"
+    )
+    typer.echo("nothing added: no trial, report or W&B run")
+    if finished.best is not None:
+        typer.echo(f"best: trial {finished.best.number}, {metric} {finished.best.value:.4f}")
+    report = finished.layout.report_dir
+    if report.is_dir():
+        typer.echo(f"report: {report}/ (`sweeps report {root}` writes it again)")
+    else:
+        typer.echo(f"no report yet: `sweeps report {root}` writes it")
+    typer.echo("more trials: --n-trials N (the total)")

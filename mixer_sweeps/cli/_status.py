@@ -21,9 +21,7 @@ import typer
 
 from mixer_sweeps._exit import EXIT_BAD_INPUT
 from mixer_sweeps.cli._checks import check_option, fail
-from mixer_sweeps.cli._options import (
-    StorageOption,
-)
+from mixer_sweeps.cli._options import StorageOption, no_study
 
 if TYPE_CHECKING:
     from rich.console import RenderableType
@@ -91,10 +89,7 @@ def status(
 
         targets = find_studies(results)
         if not targets:
-            raise fail(
-                f"no study under {results}/ (no {results}/<name>/study.yaml): run one, or give"
-                " a study file or results folder"
-            )
+            raise fail(no_study(results))
     from mixer_sweeps.study import optuna_quiet
 
     with optuna_quiet():  # for the readers' threads too: logging and warnings are global

@@ -51,10 +51,15 @@ def train(
     _check_run_dir(run_dir, resume=resume, force=force)
     if resume:
         _check_resumable(spec, run_dir)
+    # Said before torch loads: the first epoch's line comes seconds later.
+    typer.echo(
+        f"{'resuming' if resume else 'training'} {spec.name}: {spec.optim.epochs} epochs on"
+        f" {spec.train.device}, into {run_dir}/; loading {spec.data.dataset} ..."
+    )
 
     from mixer_sweeps._progress import EpochProgress
     from mixer_sweeps._signals import graceful_interrupts
-    from mixer_sweeps.data import DatasetUnavailable
+    from mixer_sweeps.data import DatasetUnavailable, load_data
     from mixer_sweeps.tracking import make_trackers
     from mixer_sweeps.training import (
         CheckpointError,
@@ -66,11 +71,16 @@ def train(
     progress = EpochProgress(spec.optim.epochs)
     trackers = make_trackers(spec, results_dir=run_dir)
     try:
-        trainer = Trainer(spec, run_dir=run_dir, callbacks=[progress, *trackers], resume=resume)
+        data = load_data(spec.data)
+        typer.echo(f"building the mixer ({len(data.train):,} training images) ...")
+        trainer = Trainer(
+            spec, data=data, run_dir=run_dir, callbacks=[progress, *trackers], resume=resume
+        )
     except (DatasetUnavailable, DeviceUnavailable, CheckpointError) as exc:
         if not any(run_dir.iterdir()):
             run_dir.rmdir()
         raise fail(str(exc)) from None
+    typer.echo(f"mixer of {trainer.num_params:,} parameters; training ...")
     try:
         with graceful_interrupts(), progress:
             result = trainer.fit()

@@ -41,6 +41,7 @@ __all__, __getattr__ = lazy_exports(
         ],
         "._retrain": [
             "retrain_folder_entry",
+            "retrain_title",
             "retrained_tables",
             "write_summary",
         ],

@@ -2,8 +2,10 @@
 
 ``retrain/summary.csv`` has one row per configuration: its params, the seeds that finished, test
 accuracy (mean, ± 95% CI by Student's t, std), best val accuracy (mean), the search's value for
-contrast, epochs and parameter count; ``runs.csv`` one row per seed run; ``summary.md`` the same
-as a page. The study's report reads ``summary.csv`` back, so it shows the last retrain.
+contrast, epochs and parameter count, and, when ``--epochs`` changed what the configurations
+trained, the search's epochs (``search epochs``): the protocol differs, and every title says so.
+``runs.csv`` has one row per seed run; ``summary.md`` the same as a page. The study's report reads
+``summary.csv`` back, so it shows the last retrain.
 """
 
 from __future__ import annotations
@@ -17,7 +19,13 @@ import pandas as pd
 from mixer_sweeps.report._render import Report, to_markdown
 from mixer_sweeps.report._tables import CI, Table
 from mixer_sweeps.results import ci95, short_names
-from mixer_sweeps.retrain import RETRAIN_DIR, RetrainPlan, RunOutcome, config_number
+from mixer_sweeps.retrain import (
+    RETRAIN_DIR,
+    RetrainPlan,
+    RunOutcome,
+    config_number,
+    format_epochs_range,
+)
 from mixer_sweeps.training import atomic_write_text
 
 SUMMARY_CSV = "summary.csv"
@@ -26,13 +34,26 @@ RUNS_CSV = "runs.csv"
 SEARCH = "search "
 """Prefix of the column holding the search's value (``search val_acc``)."""
 _METRICS = ("seeds", "failed", "test acc", CI, "std", "best val acc", "epochs", "params")
-_COUNTS = ("epochs",)
+SEARCH_EPOCHS = f"{SEARCH}epochs"
+"""The column of the epochs the search trained, there only when the retrain's differ."""
+_COUNTS = ("epochs", SEARCH_EPOCHS)
 """Shown like parameter values (``30``, not ``30.0000``)."""
 QUOTE = (
     "The search's value is the best of many trials, each scored on the validation split that"
     " chose it, so it is optimistic; the retrained test accuracy, over seeds the search never"
     " used, is the number to quote."
 )
+OTHER_PROTOCOL = (
+    "These runs trained another number of epochs than the search (`--epochs`): their numbers are"
+    " not comparable with the search's, nor the number to quote for the configurations as"
+    " searched."
+)
+
+
+def protocol(epochs: list[int], search: list[int]) -> str:
+    """``3 epochs (search: 12)``: a retrain's epochs beside the search's."""
+    plural = "s" * (epochs != [1])
+    return f"{format_epochs_range(epochs)} epoch{plural} (search: {format_epochs_range(search)})"
 
 
 def retrain_folder_entry(name: str) -> Literal["file", "folder"] | None:
@@ -87,14 +108,20 @@ def summary_table(plan: RetrainPlan, outcomes: Sequence[RunOutcome]) -> Table:
         if plan.metric is not None:
             row[f"{SEARCH}{plan.metric}"] = config.search_value
         row["epochs"] = mine["epochs"].mean()
+        if plan.other_protocol:
+            row[SEARCH_EPOCHS] = config.search_epochs
         row["params"] = mine["num_params"].max()
         rows.append(row)
     frame = pd.DataFrame(rows).set_index("config")
     if "params" in frame:
         frame["params"] = frame["params"].astype("Int64")
+    title = "Retrained: test accuracy over fresh seeds"
+    if plan.other_protocol:
+        assert plan.epochs is not None
+        title += f", {protocol([plan.epochs], list(plan.search_epochs))}"
     return Table(
         "retrained",
-        "Retrained: test accuracy over fresh seeds",
+        title,
         frame,
         _note(plan),
         params=(*names.values(), *_COUNTS),
@@ -113,6 +140,8 @@ def _note(plan: RetrainPlan) -> str:
         f"{what} trained again with {seeds}; test acc: mean, {CI} (Student's t) and std over"
         " the seeds, each run tested once with its best-validation weights."
     )
+    if plan.other_protocol:
+        return f"{note} {OTHER_PROTOCOL}"
     return note + (f" {QUOTE}" if plan.direction is not None else "")
 
 
@@ -125,9 +154,10 @@ def write_summary(plan: RetrainPlan, outcomes: Sequence[RunOutcome]) -> tuple[Ta
         f" {', '.join(map(str, plan.search_seeds))})",
         "epochs: "
         + (f"{plan.epochs} (--epochs)" if plan.epochs is not None else "as in the spec")
+        + (f", {plan.epochs_warning()}" if plan.other_protocol else "")
         + "; early stopping off unless the spec sets optim.early_stopping_patience",
     ]
-    report = Report(title=f"Retrained: {plan.name}", summary=lines, tables=[table])
+    report = Report(title=retrain_title(plan), summary=lines, tables=[table])
     written = []
     for name, text in (
         (SUMMARY_CSV, table.frame.to_csv()),
@@ -137,6 +167,14 @@ def write_summary(plan: RetrainPlan, outcomes: Sequence[RunOutcome]) -> tuple[Ta
         atomic_write_text(plan.root / name, text)
         written.append(plan.root / name)
     return table, written
+
+
+def retrain_title(plan: RetrainPlan) -> str:
+    """``Retrained: <name>``, and the epochs beside the search's when they differ."""
+    if not plan.other_protocol:
+        return f"Retrained: {plan.name}"
+    assert plan.epochs is not None
+    return f"Retrained: {plan.name}, {protocol([plan.epochs], list(plan.search_epochs))}"
 
 
 def retrained_tables(study_dir: Path) -> list[Table]:
@@ -151,7 +189,15 @@ def retrained_tables(study_dir: Path) -> list[Table]:
     note = (
         f"The best configurations of the search trained again with {seeds} fresh seeds"
         f" (`sweeps retrain`, {RETRAIN_DIR}/{SUMMARY_CSV}); test acc: mean, {CI} (Student's t)"
-        f" and std over the seeds, each run tested once with its best-validation weights. {QUOTE}"
+        " and std over the seeds, each run tested once with its best-validation weights."
     )
-    shown = (*params, *_COUNTS)
-    return [Table("retrained", "Retrained: the number to quote", frame, note, params=shown)]
+    title = "Retrained: the number to quote"
+    if SEARCH_EPOCHS in frame and frame[SEARCH_EPOCHS].notna().any():
+        ran = [round(e) for e in frame["epochs"].dropna()] or [0]
+        shown_protocol = protocol(ran, [int(e) for e in frame[SEARCH_EPOCHS].dropna()])
+        title = f"Retrained, {shown_protocol}: not comparable with the search"
+        note += f" {OTHER_PROTOCOL}"
+    else:
+        note += f" {QUOTE}"
+    shown = (*params, *(c for c in _COUNTS if c in frame))
+    return [Table("retrained", title, frame, note, params=shown)]

@@ -18,6 +18,7 @@ __all__, __getattr__ = lazy_exports(
             "RunOutcome",
             "check_retrain",
             "config_number",
+            "format_epochs_range",
             "plan_retrain",
             "plan_spec_retrain",
             "run_retrain",

@@ -80,6 +80,8 @@ class Configuration:
     """The COMPLETE trials with these params."""
     search_value: float | None = None
     """Their mean objective value."""
+    search_epochs: int | None = None
+    """The epochs the trials (or the spec) trained, before ``--epochs``."""
 
     def spec(self, *, name: str, seed: int) -> RunSpec:
         data = apply_overrides(dict(self.base_data), {**self.overrides, "name": name, "seed": seed})
@@ -106,6 +108,33 @@ class RetrainPlan:
     search_seeds: tuple[int, ...] = ()
     epochs: int | None = None
     """``--epochs``, if given."""
+
+    @property
+    def search_epochs(self) -> tuple[int, ...]:
+        """The distinct epochs the retrained trials (or the spec) trained, in order."""
+        return tuple(sorted({c.search_epochs for c in self.configurations if c.search_epochs}))
+
+    @property
+    def other_protocol(self) -> bool:
+        """``--epochs`` changes what a configuration trained: the retrained numbers are not
+        comparable with the search's."""
+        return self.epochs is not None and any(e != self.epochs for e in self.search_epochs)
+
+    def epochs_warning(self) -> str | None:
+        """What ``sweeps retrain`` warns of when :attr:`other_protocol`; else None."""
+        if not self.other_protocol:
+            return None
+        trained = format_epochs_range(self.search_epochs)
+        epochs = f"{self.epochs} epoch{'s' * (self.epochs != 1)}"
+        if self.direction is None:
+            return (
+                f"retraining for {epochs}; the spec says {trained}: these numbers are"
+                " not comparable with the spec's"
+            )
+        return (
+            f"retraining for {epochs}; the search trained {trained}: these numbers"
+            " are not comparable with the search's"
+        )
 
     @property
     def study_dir(self) -> Path:
@@ -138,6 +167,12 @@ class RunOutcome:
     seconds: float | None = None
     reason: str = ""
     reused: bool = False
+
+
+def format_epochs_range(epochs: Sequence[int]) -> str:
+    """``12``, or ``6–12`` when the configurations trained several budgets."""
+    low, high = min(epochs), max(epochs)
+    return f"{low}" if low == high else f"{low}–{high}"
 
 
 def retrain_seeds(seed: int, count: int) -> tuple[int, ...]:
@@ -228,8 +263,8 @@ def _with_retrain_changes(config: Configuration, epochs: int | None) -> Configur
     overrides = dict(config.overrides)
     if not asked:
         overrides[PATIENCE] = None
+    spec = validate_model(RunSpec, data, YamlDocument(data, {}, f"configuration {config.id}"))
     if epochs is not None:
-        spec = validate_model(RunSpec, data, YamlDocument(data, {}, f"configuration {config.id}"))
         # As `sweeps train --epochs`: a short run keeps its warm-up inside the epochs it has.
         overrides["optim.epochs"] = epochs
         overrides["optim.warmup_epochs"] = min(spec.optim.warmup_epochs, epochs)
@@ -240,6 +275,7 @@ def _with_retrain_changes(config: Configuration, epochs: int | None) -> Configur
         params=config.params,
         trials=config.trials,
         search_value=config.search_value,
+        search_epochs=spec.optim.epochs,
     )
     changed.spec(name="retrain-check", seed=0)  # a SpecError now, before anything trains
     return changed

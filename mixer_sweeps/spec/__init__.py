@@ -68,6 +68,7 @@ __all__, __getattr__ = lazy_exports(
             "describe_study",
         ],
         "._study_load": [
+            "load_saved_study",
             "load_study_file",
             "parse_study_file",
         ],

@@ -115,6 +115,33 @@ def load_study_file(
     return _check(YamlDocument(data, doc.lines, f"{doc.source} with {given}"), path.parent)
 
 
+def load_saved_study(path: str | Path) -> StudyFile:
+    """The study ``sweeps run`` saved as ``<results>/<name>/study.yaml`` (its resolved base spec
+    under ``base``, each range's ``type``), read back as the study file it was run from.
+
+    Raises:
+        SpecError: the file is not such a study, or is damaged.
+    """
+    path = Path(path)
+    doc = read_yaml(path)
+    data = doc.data
+    settings, space = data.get("study"), data.get("space")
+    if not isinstance(settings, dict) or not isinstance(space, dict):
+        return _check(doc, path.parent)  # names what is missing
+    study = {k: v for k, v in settings.items() if v is not None and k != "base"}
+    dims = {
+        key: {k: v for k, v in dim.items() if k != "type"} if isinstance(dim, dict) else dim
+        for key, dim in space.items()
+    }
+    document = {
+        "study": study,
+        "fixed": data.get("fixed") or {},
+        "space": dims,
+        "run": data.get("base"),
+    }
+    return _check(YamlDocument(document, doc.lines, doc.source), path.parent)
+
+
 def parse_study_file(
     text: str, *, source: str = "<string>", base_dir: Path = Path(".")
 ) -> StudyFile:

@@ -4,11 +4,12 @@ Modules, bottom up: ``_quiet`` (Optuna's logging silenced), ``_journal`` (the jo
 and the repair of a torn record), ``_storage`` (which storage, opened), ``_locks`` (the claim
 lock), ``_liveness`` (who runs a trial, its heartbeat, whether it lives), ``_recovery`` (dead
 workers' trials failed and queued again), ``_faults`` (the machine's faults), ``_algorithms``
-(Optuna samplers and pruners built from the study file), ``_objective`` (one trial),
-``_monitor`` (the live display), ``_worker`` (the claim loop), ``_placement`` (workers on
-cores and GPUs), ``_processes`` (supervising workers), ``_runner`` (one run of a study),
-``_job`` (one batch job: a worker that checkpoints itself), ``_launch`` (a launch planned: SLURM
-or local batch jobs through submitit) and ``_submit`` (the jobs submitted and waited for).
+(Optuna samplers and pruners built from the study file), ``_finished`` (a study with nothing
+left to run, told at once), ``_objective`` (one trial), ``_monitor`` (the live display),
+``_worker`` (the claim loop), ``_placement`` (workers on cores and GPUs), ``_processes``
+(supervising workers), ``_runner`` (one run of a study), ``_job`` (one batch job: a worker that
+checkpoints itself), ``_launch`` (a launch planned: SLURM or local batch jobs through submitit)
+and ``_submit`` (the jobs submitted and waited for).
 The study file itself is in ``mixer_sweeps.spec``; reading a study back is
 ``mixer_sweeps.results``.
 
@@ -24,6 +25,10 @@ __all__, __getattr__ = lazy_exports(
             "make_pruner",
             "make_sampler",
             "stream_seed",
+        ],
+        "._finished": [
+            "FinishedStudy",
+            "finished_study",
         ],
         "._faults": [
             "machine_fault",
