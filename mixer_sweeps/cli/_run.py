@@ -63,6 +63,13 @@ def run(
             " trial's place in n_trials.",
         ),
     ] = False,
+    no_view: Annotated[
+        bool,
+        typer.Option(
+            "--no-view",
+            help="Save no W&B workspace view of the study (made once, when its runs are online).",
+        ),
+    ] = False,
 ) -> None:
     """Run an Optuna study; running it again resumes it (a finished study adds no trials).
 
@@ -121,7 +128,7 @@ def run(
     print_summary(outcome, console)
     from mixer_sweeps.report import report_run
 
-    report_run(outcome, console)
+    report_run(outcome, console, view=not no_view)
     from mixer_sweeps.tracking import describe_runs
 
     for line in describe_runs(outcome.study_dir):

@@ -53,6 +53,10 @@ __all__, __getattr__ = lazy_exports(
             "pivot_table",
             "top_table",
         ],
+        "._wandb_view": [
+            "make_study_view",
+            "study_view",
+        ],
         "._write": [
             "FORMATS",
             "StudyData",
@@ -60,6 +64,7 @@ __all__, __getattr__ = lazy_exports(
             "compare_studies",
             "comparison_table",
             "log_study_run",
+            "online_view",
             "parse_formats",
             "report_folder_entry",
             "report_run",

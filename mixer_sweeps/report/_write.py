@@ -217,9 +217,10 @@ def comparison_table(studies: Sequence[StudyResults]) -> Table:
     return Table("studies", "Studies side by side", frame, note)
 
 
-def report_run(run: StudyRun, console: Console) -> list[Path]:
+def report_run(run: StudyRun, console: Console, *, view: bool = True) -> list[Path]:
     """The end of ``sweeps run``: the study's report and its W&B study run, from one
-    :class:`StudyData`; a failure of either is a warning, never an error."""
+    :class:`StudyData`, and when that run went online (and ``view``), the study's saved W&B view
+    once; a failure of any is a warning, never an error."""
     if run.fatal is not None or not run.trials:
         return []
     try:
@@ -229,10 +230,28 @@ def report_run(run: StudyRun, console: Console) -> list[Path]:
         _warn(console, f"the report failed: {type(exc).__name__}: {exc}")
         return []
     try:
-        log_study_run(data)
+        logged = log_study_run(data)
     except Exception as exc:
         _warn(console, f"logging the study to W&B failed: {type(exc).__name__}: {exc}")
+        logged = None
+    # An online run's folder is run-<time>-<id>; an offline one waits for `sweeps sync`.
+    if view and logged is not None and logged.name.startswith("run-"):
+        online_view(data.results, console)
     return written
+
+
+def online_view(results: StudyResults, console: Console) -> None:
+    """Save the study's W&B view once, after its runs went online; a failure warns."""
+    from mixer_sweeps.report._wandb_view import make_study_view
+    from mixer_sweeps.tracking import VIEW_TIMEOUT_S
+
+    try:
+        url, new = make_study_view(results, timeout=VIEW_TIMEOUT_S)
+    except Exception as exc:
+        _warn(console, f"the study's W&B view was not saved ({exc}); `sweeps sync` tries again")
+        return
+    if new:
+        console.print(f"W&B view of the study: {url}", markup=False, highlight=False)
 
 
 def log_study_run(data: StudyData) -> Path | None:

@@ -220,6 +220,8 @@ class Objective:
                 study_name=study_file.name,
                 trial_number=trial.number,
                 params=params,
+                metric=study_file.settings.metric,
+                direction=study_file.settings.direction,
             )
             if i == 0:
                 prune = study_file.settings.pruner.type != "none"

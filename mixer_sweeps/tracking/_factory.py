@@ -20,6 +20,8 @@ def make_trackers(
     study_name: str | None = None,
     trial_number: int | None = None,
     params: dict[str, Any] | None = None,
+    metric: str = "val_acc",
+    direction: str | None = None,
 ) -> list[Callback]:
     """Trackers for one run: a standalone ``sweeps train`` run or one trial of a study.
 
@@ -27,7 +29,9 @@ def make_trackers(
 
     ``results_dir`` is the study's (or the run's) results folder; trackers keep their files
     under it (W&B: ``results_dir/wandb``). A trial's W&B run is grouped by study and named
-    ``<study>-<trial number>``; a standalone run is grouped and named by the spec's name.
+    ``<study>-<trial number>``; a standalone run is grouped and named by the spec's name. A
+    trial of a study of another ``metric`` than val_acc also keeps the best of it (lowest when
+    ``direction`` is ``minimize``) in its summary as ``best_<metric>``.
     """
     trackers: list[Callback] = []
     wandb_spec = spec.tracking.wandb
@@ -54,6 +58,9 @@ def make_trackers(
                 job_type=job_type,
                 name=name,
                 extra_config=extra,
+                objective=None
+                if study_name is None or metric == "val_acc"
+                else (metric, direction or "maximize"),
             )
         )
     return trackers

@@ -7,6 +7,7 @@ and lets training go on (see :class:`._guarded_run._GuardedRun`).
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -23,7 +24,9 @@ class WandbTracker(Callback):
 
     Each epoch is logged under the :class:`~mixer_sweeps.training.EpochRecord` field names,
     the columns of ``history.csv`` (``train_loss``, ``val_acc``, ..., step ``epoch``); the
-    summary is ``metrics.json`` plus ``state`` and ``reason``.
+    summary is ``metrics.json`` plus ``state`` and ``reason``, and for a trial of a study of
+    another metric than val_acc (``objective``: the metric and its direction), the best of that
+    metric over the epochs as ``best_<metric>``, the key the study's W&B view plots.
 
     Build it with :func:`~mixer_sweeps.tracking.make_trackers`. Once the run started,
     :attr:`mode` is what the run really got (online may have become offline or disabled) and
@@ -40,6 +43,7 @@ class WandbTracker(Callback):
         job_type: str,
         name: str,
         extra_config: dict[str, Any] | None = None,
+        objective: tuple[str, str] | None = None,
     ) -> None:
         self._run = _GuardedRun(
             mode=mode,
@@ -51,6 +55,7 @@ class WandbTracker(Callback):
             id_parts=(name,),
         )
         self.extra_config = dict(extra_config or {})
+        self.objective = objective
         self._last_epoch = 0
         self._path: Path | None = None
         self._url: str | None = None
@@ -105,11 +110,14 @@ class WandbTracker(Callback):
         self._run.call("log_image", log)
 
     def on_fit_end(self, trainer: TrainerView, result: TrainResult) -> None:
-        self._finish(dataclasses.asdict(result.metrics()), state=result.state, reason=result.reason)
+        summary = dataclasses.asdict(result.metrics())
+        self._finish(
+            {**summary, **self._best(result.history)}, state=result.state, reason=result.reason
+        )
 
     def on_fit_error(self, trainer: TrainerView, state: str, reason: str) -> None:
         summary = {"num_params": trainer.num_params, "epochs": trainer.epoch}
-        self._finish(summary, state=state, reason=reason)
+        self._finish({**summary, **self._best(trainer.history)}, state=state, reason=reason)
 
     # ------------------------------------------------------------------------------ helpers
 
@@ -117,6 +125,13 @@ class WandbTracker(Callback):
         self._last_epoch = record.epoch
         row = record.as_dict()  # the history.csv columns, step "epoch" among them
         self._run.call("log", lambda run: run.log(row))
+
+    def _best(self, history: Sequence[EpochRecord]) -> dict[str, float]:
+        if self.objective is None or not history:
+            return {}
+        metric, direction = self.objective
+        values = [getattr(record, metric) for record in history]
+        return {f"best_{metric}": min(values) if direction == "minimize" else max(values)}
 
     def _finish(self, summary: dict[str, Any], *, state: str, reason: str) -> None:
         values = {k: _clean(v) for k, v in summary.items() if v is not None}
