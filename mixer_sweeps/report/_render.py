@@ -7,8 +7,6 @@ Numbers are formatted once (:func:`display_frame`), then pandas writes each form
 from __future__ import annotations
 
 import base64
-import math
-import numbers
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -17,8 +15,7 @@ import pandas as pd
 
 from mixer_sweeps.report._plots import Plot
 from mixer_sweeps.report._tables import Table
-
-MISSING = "–"
+from mixer_sweeps.results import format_cell
 
 
 @dataclass
@@ -35,32 +32,21 @@ class Report:
     """What a row of ``data_file`` is, for the line that links it."""
 
 
-def _cell(value: Any, *, metric: bool) -> str:
-    if value is None or (isinstance(value, float) and math.isnan(value)) or value is pd.NA:
-        return MISSING
-    if isinstance(value, bool):
-        return "yes" if value else "no"
-    if isinstance(value, numbers.Integral):
-        return str(value)
-    if isinstance(value, numbers.Real):
-        return f"{value:.4f}" if metric else f"{value:.4g}"
-    return str(value)
-
-
 def display_frame(table: Table) -> pd.DataFrame:
     """The table as strings, its index as the first column.
 
-    Accuracies get 4 decimals, parameter values 4 digits; a pivot's first header names both of
-    its factors (``rows \\ columns``).
+    Each cell is written by :func:`~mixer_sweeps.results.format_cell`: accuracies with 4
+    decimals, counts with thousands separators (``138,506``), parameter values with 4 digits; a
+    pivot's first header names both of its factors (``rows \\ columns``).
     """
     frame = table.frame
     first = str(frame.index.name or "")
     if frame.columns.name:
         first += f" \\ {frame.columns.name}"
-    shown = {first: [_cell(v, metric=False) for v in frame.index]}
+    shown = {first: [format_cell(v, "value") for v in frame.index]}
     for column in frame.columns:
-        metric = column not in table.params
-        shown[_cell(column, metric=False)] = [_cell(v, metric=metric) for v in frame[column]]
+        kind = "value" if column in table.params else "metric"
+        shown[format_cell(column, "value")] = [format_cell(v, kind) for v in frame[column]]
     return pd.DataFrame(shown)
 
 

@@ -25,6 +25,8 @@ from mixer_sweeps.results import (
     ci95,
     count_trials,
     describe_counts,
+    format_count,
+    format_metric,
     format_params,
     results_of,
     short_names,
@@ -207,7 +209,7 @@ def comparison_table(studies: Sequence[StudyResults]) -> Table:
     frame = pd.DataFrame(rows).set_index("study")
     frame["best trial"] = frame["best trial"].astype("Int64")
     note = "Trials finished by state; the best complete trial of each study and its test acc."
-    return Table("studies", "Studies side by side", frame, note)
+    return Table("studies", "Studies side by side", frame, note, params=("best trial",))
 
 
 def report_run(run: StudyRun, console: Console) -> list[Path]:
@@ -289,14 +291,15 @@ def _summary(results: StudyResults, frame: pd.DataFrame) -> list[str]:
     best = best_trial(results.trials)
     if best is not None:
         row = frame.set_index("number").loc[best.number]
-        value = f"{best.metric.replace('_', ' ')} {best.value:.4f}"
+        value = f"{best.metric.replace('_', ' ')} "
+        value += format_metric(best.value, ci95(best.best) if seeds > 1 else None)
         if seeds > 1:
-            value += f" ± {ci95(best.best):.4f} (mean ± 95% CI, n={seeds} seeds)"
+            value += f" (mean ± 95% CI, n={seeds} seeds)"
         details = [value]
         if pd.notna(row["test_acc"]):
-            details.append(f"test acc {row['test_acc']:.4f}")
+            details.append(f"test acc {format_metric(row['test_acc'])}")
         if pd.notna(row["num_params"]):
-            details.append(f"{int(row['num_params']):,} parameters")
+            details.append(f"{format_count(row['num_params'])} parameters")
         if pd.notna(row["epochs"]):
             details.append(f"{row['epochs']} epochs" + (" per seed" if seeds > 1 else ""))
         lines.append(f"best: trial {best.number}, {', '.join(details)}")
