@@ -202,9 +202,20 @@ def test_best_trial_spec_and_importances_are_reported(grid) -> None:
     spec = yaml.safe_load(text.split("```yaml\n", 1)[1].split("```", 1)[0])
     assert spec["name"] == f"grid-{best.number}"
     assert spec["model"]["embed_dim"] == best.params["model.embed_dim"]
-    header, *rows = markdown_table(text, "Parameter importances")
-    assert header[0] == "parameter" and {row[0] for row in rows} == set(GRID)
+    complete = sum(t.state == TrialState.COMPLETE for t in trials)
+    title = f"Parameter importances (fANOVA, {complete} complete trials)"
+    header, *rows = markdown_table(text, title)
+    assert header == ["parameter", "importance", "5%", "95%"]
+    assert {row[0] for row in rows} == set(GRID)
     assert sum(float(row[1]) for row in rows) == pytest.approx(1.0, abs=1e-3)
+    assert all(float(low) <= float(mean) <= float(high) for _, mean, low, high in rows), rows
+    note = text.split(f"## {title}", 1)[1].split("\n## ", 1)[0]
+    # Resamples that drew a single value are skipped: at most 30, say how many.
+    resamples = re.search(rf"(\d+) bootstrap resamples of the {complete} complete trials", note)
+    assert resamples is not None and 10 <= int(resamples[1]) <= 30, note
+    # Three parameters want 30 complete trials to be ranked: the report says so.
+    assert f"Warning: {complete} complete trials are too few to rank 3 parameters" in note
+    assert f"![{title}](importances.png)" in text
 
 
 def test_width_by_depth_pivot_holds_the_cell_means(grid) -> None:
@@ -332,6 +343,10 @@ def test_report_command_writes_the_formats_asked_for(ranged, tmp_path, formats, 
         {"importances.png"} if "report.md" in files or "report.html" in files else set()
     )
     assert "Val accuracy by optim.lr" in result.output
+    # Six complete trials cannot rank even one parameter: the terminal warns too.
+    shown = " ".join(result.output.split())
+    warning = "warning: 6 complete trials are too few to rank 1 parameter by importance"
+    assert (warning in shown) == ("importances.png" in written), shown
 
 
 def test_report_command_finds_the_results_of_a_study_file(ranged) -> None:

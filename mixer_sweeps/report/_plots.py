@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 import pandas as pd
 
 from mixer_sweeps.report._frame import OBJECTIVE
+from mixer_sweeps.report._importances import Importances, draw_importances
 from mixer_sweeps.report._tables import COMPLETE, cell_runs, pivot_pairs
 from mixer_sweeps.results import StudyResults, short_names
 from mixer_sweeps.study import optuna_quiet
@@ -67,18 +68,9 @@ def history_plot(studies: Sequence[optuna.Study], path: Path) -> Path:
     return _draw(path, lambda plt: plot_optimization_history(study, target_name="val acc"))
 
 
-def importances_plot(importances: pd.Series, path: Path) -> Path:
-    """The importances the report's table shows, as bars (largest on top)."""
-
-    def draw(plt: Any) -> Axes:
-        height = 0.45 * len(importances) + 1.5
-        fig, ax = plt.subplots(figsize=(7, height), constrained_layout=True)
-        importances.sort_values().plot.barh(ax=ax, color="tab:blue")
-        ax.set(xlabel="importance for val acc", ylabel="", title="Parameter importances")
-        ax.grid(alpha=0.3, axis="x")
-        return ax
-
-    return _draw(path, draw)
+def importances_plot(importances: Importances, path: Path) -> Path:
+    """The importances the report's table shows, as bars with their intervals (largest on top)."""
+    return _draw(path, lambda plt: draw_importances(importances, plt))
 
 
 def pareto_front(points: pd.DataFrame) -> pd.DataFrame:
@@ -212,7 +204,7 @@ def study_plots(
     levels: pd.DataFrame,
     out: Path,
     *,
-    importances: pd.Series | None,
+    importances: Importances | None,
 ) -> list[Plot]:
     """Every plot that applies to the study, written to ``out``."""
     if not (frame["state"] == COMPLETE).any():
@@ -220,7 +212,7 @@ def study_plots(
     plots = [Plot("Optimisation history", history_plot([results.study], out / "history.png"))]
     if importances is not None:
         plots.append(
-            Plot("Parameter importances", importances_plot(importances, out / "importances.png"))
+            Plot(importances.title, importances_plot(importances, out / "importances.png"))
         )
     plots.append(Plot("Val accuracy vs parameter count", pareto_plot(frame, out / "pareto.png")))
     for rows, columns in pivot_pairs(results):

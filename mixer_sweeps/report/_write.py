@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Literal
 import pandas as pd
 
 from mixer_sweeps.report._frame import OBJECTIVE, trials_frame
-from mixer_sweeps.report._importances import param_importances
+from mixer_sweeps.report._importances import Importances, param_importances
 from mixer_sweeps.report._plots import history_plot, study_plots
 from mixer_sweeps.report._render import Report, print_report, to_html, to_latex, to_markdown
 from mixer_sweeps.report._retrain import retrained_tables
@@ -70,7 +70,7 @@ class StudyData:
 
     results: StudyResults
     frame: pd.DataFrame
-    importances: pd.Series | None
+    importances: Importances | None
     importances_note: str
     """Which method computed the importances, or why there are none."""
 
@@ -89,12 +89,7 @@ def build_report(data: StudyData, out: Path, *, plots: bool = True) -> Report:
     tables += ablation_tables(results, frame)
     if importances is not None:
         tables.append(
-            Table(
-                "importances",
-                "Parameter importances",
-                importances.to_frame(),
-                data.importances_note,
-            )
+            Table("importances", importances.title, importances.frame, data.importances_note)
         )
     drawn = []
     if plots:
@@ -142,6 +137,8 @@ def write_study_report(
     written += _write_documents(report, out, formats)
     if console is not None:
         print_report(report, console)
+        if data.importances is not None and data.importances.warning:
+            _warn(console, data.importances.warning)
         _print_written(console, out, written)
     return written
 
