@@ -553,3 +553,82 @@ def test_html_report_renders_its_tables_and_images_in_chromium(grid, tmp_path) -
     screenshot = tmp_path / "report.png"
     screenshot.write_bytes(base64.b64decode(shot["data"]))
     assert screenshot.read_bytes()[:8] == PNG and screenshot.stat().st_size > 10_000
+
+
+@pytest.fixture
+def retrained_grid(grid, tmp_path) -> Path:
+    """A copy of the grid study retrained (its top 3 configurations, 2 seeds of 1 epoch) and
+    reported: the report has the wide Retrained table first."""
+    shutil.copytree(grid, tmp_path / "results" / "grid")
+    shutil.copy(grid.parent.parent / "grid.yaml", tmp_path / "grid.yaml")
+    args = ["--top", "3", "--seeds", "2", "--epochs", "1", "--results", str(tmp_path / "results")]
+    result = runner.invoke(app, ["retrain", str(tmp_path / "grid.yaml"), *args])
+    assert result.exit_code == 0, result.output
+    write_report(load_results(tmp_path / "results" / "grid"))
+    return tmp_path / "results" / "grid"
+
+
+def png_width(data: bytes) -> int:
+    assert data[:8] == PNG
+    return int.from_bytes(data[16:20], "big")
+
+
+@pytest.mark.skipif(
+    chromium() is None,
+    reason="Debian's chromium is not installed (scripts/setup --dev installs it)",
+)
+def test_html_report_never_scrolls_the_page_sideways_at_1400_and_800_px(
+    retrained_grid, tmp_path
+) -> None:
+    page = retrained_grid / "report" / "report.html"
+    assert "Retrained: the number to quote" in page.read_text()
+    # The captions' code spans: <code> on the page, typewriter type in LaTeX.
+    assert r"(\texttt{sweeps retrain}," in (retrained_grid / "report" / "report.tex").read_text()
+    with headless_page(page.as_uri(), tmp_path / "profile") as tools:
+        wait_for(
+            tools,
+            "document.readyState === 'complete' && [...document.images].every(i => i.complete)",
+        )
+        for width in (1400, 800):
+            tools.call(
+                "Emulation.setDeviceMetricsOverride",
+                width=width,
+                height=1000,
+                deviceScaleFactor=1,
+                mobile=False,
+            )
+            wait_for(tools, f"window.innerWidth === {width}")
+            state = tools.evaluate(
+                """({
+                  page: document.documentElement.scrollWidth,
+                  client: document.documentElement.clientWidth,
+                  window: window.innerWidth,
+                  boxes: [...document.querySelectorAll("div.table")].map(d => ({
+                    title: d.previousElementSibling.textContent,
+                    scroll: d.scrollWidth, client: d.clientWidth,
+                    overflow: getComputedStyle(d).overflowX,
+                  })),
+                  images: [...document.images].map(i => ({
+                    shown: i.getBoundingClientRect().width, natural: i.naturalWidth,
+                    room: i.parentElement.getBoundingClientRect().width,
+                  })),
+                  code: [...document.querySelectorAll("p.note code")].map(c => c.textContent),
+                  ticks: document.body.innerText.includes("`"),
+                })"""
+            )
+            shot = tools.call("Page.captureScreenshot", format="png", captureBeyondViewport=True)
+            # No page-level sideways scroll: the page is as wide as the window less its
+            # scroll bar, and so is the whole-page screenshot.
+            assert state["page"] <= state["client"] <= state["window"] == width, state
+            assert png_width(base64.b64decode(shot["data"])) == state["client"]
+            boxes = {b["title"]: b for b in state["boxes"]}
+            assert all(b["overflow"] == "auto" for b in boxes.values()), boxes
+            assert all(b["client"] <= width for b in boxes.values()), boxes
+            retrained = boxes["Retrained: the number to quote"]
+            if width == 800:  # too wide for the window: it scrolls in its own box
+                assert retrained["scroll"] > retrained["client"], retrained
+            # Plots at the size they were drawn, or as wide as the page has room for.
+            for image in state["images"]:
+                drawn = image["natural"] + 2  # its 1-px border
+                assert image["shown"] == pytest.approx(min(drawn, image["room"]), abs=1)
+            assert "sweeps retrain" in state["code"] and not state["ticks"], state["code"]

@@ -7,6 +7,8 @@ Numbers are formatted once (:func:`display_frame`), then pandas writes each form
 from __future__ import annotations
 
 import base64
+import html
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -74,11 +76,14 @@ _LATEX_SPECIALS = {c: "\\" + c for c in "&%$#_{}"} | {
     "^": r"\textasciicircum{}",
     "\\": r"\textbackslash{}",
 }
+_CODE = re.compile(r"`([^`]+)`")
 _LATEX_SYMBOLS = {"±": r"$\pm$", "×": r"$\times$", "–": "--", "−": "-"}
 
 
 def _latex_text(text: str) -> str:
-    return "".join(_LATEX_SPECIALS.get(c, c) for c in text)
+    """``text`` escaped for LaTeX, its code spans (`` `x` ``) in typewriter type."""
+    escaped = "".join(_LATEX_SPECIALS.get(c, c) for c in text)
+    return _CODE.sub(r"\\texttt{\1}", escaped)
 
 
 def to_latex(report: Report) -> str:
@@ -111,31 +116,37 @@ _HTML = """<!DOCTYPE html>
 body { font-family: system-ui, sans-serif; margin: 2rem auto; max-width: 72rem; padding: 0 1rem;
        color: #222; line-height: 1.4; }
 h1 { font-size: 1.6rem; } h2 { font-size: 1.2rem; margin-top: 2rem; }
-table.data { border-collapse: collapse; font-variant-numeric: tabular-nums; margin: 0.5rem 0; }
+li, p { overflow-wrap: anywhere; }
+code { font-size: 0.9em; background: #f3f3f3; padding: 0 0.2em; border-radius: 3px; }
+div.table { overflow-x: auto; max-width: 100%; margin: 0.5rem 0; }
+table.data { border-collapse: collapse; font-variant-numeric: tabular-nums; }
 table.data th, table.data td { padding: 0.25rem 0.7rem; border-bottom: 1px solid #ddd;
                                text-align: right; }
+table.data td { white-space: nowrap; }
 table.data thead th { border-bottom: 2px solid #999; }
 table.data td:first-child, table.data th:first-child { text-align: left; }
 table.data td:first-child { font-weight: 600; }
 p.note { color: #555; font-size: 0.9rem; margin-top: 0; }
-figure { margin: 1rem 0 2rem; } figure img { max-width: 100%; border: 1px solid #eee; }
+figure { margin: 1rem 0 2rem; }
+figure img { display: block; max-width: 100%; height: auto; border: 1px solid #eee;
+             box-sizing: border-box; }
 figcaption { color: #555; font-size: 0.9rem; }
 pre { background: #f6f8fa; padding: 0.8rem; overflow-x: auto; font-size: 0.85rem; }
 </style>
 </head>
 <body>
 <h1>{{ title }}</h1>
-<ul>{% for line in summary %}<li>{{ line }}</li>{% endfor %}</ul>
+<ul>{% for line in summary %}<li>{{ line | code | safe }}</li>{% endfor %}</ul>
 {% if data_file %}<p>{{ data_label }}: <a href="{{ data_file }}">{{ data_file }}</a>.</p>{% endif %}
 {% for table in tables %}
-<h2>{{ table.title }}</h2>
-{{ table.html | safe }}
-{% if table.note %}<p class="note">{{ table.note }}</p>{% endif %}
+<h2>{{ table.title | code | safe }}</h2>
+<div class="table">{{ table.html | safe }}</div>
+{% if table.note %}<p class="note">{{ table.note | code | safe }}</p>{% endif %}
 {% endfor %}
 {% if plots %}<h2>Plots</h2>{% endif %}
 {% for plot in plots %}
 <figure><img src="data:image/png;base64,{{ plot.data }}" alt="{{ plot.title }}">
-<figcaption>{{ plot.title }}</figcaption></figure>
+<figcaption>{{ plot.title | code | safe }}</figcaption></figure>
 {% endfor %}
 {% if spec %}<h2>Best trial's run spec</h2><pre>{{ spec }}</pre>{% endif %}
 </body>
@@ -143,11 +154,18 @@ pre { background: #f6f8fa; padding: 0.8rem; overflow-x: auto; font-size: 0.85rem
 """
 
 
+def code_spans(text: str) -> str:
+    """``text`` escaped for HTML, its Markdown code spans (`` `x` ``) as ``<code>x</code>``."""
+    return _CODE.sub(r"<code>\1</code>", html.escape(str(text)))
+
+
 def to_html(report: Report) -> str:
     """A page that needs no other file: the plots are embedded as data URIs."""
     import jinja2
 
-    template = jinja2.Environment(autoescape=True).from_string(_HTML)
+    environment = jinja2.Environment(autoescape=True)
+    environment.filters["code"] = code_spans
+    template = environment.from_string(_HTML)
     tables = [
         {
             "title": t.title,
