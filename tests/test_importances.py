@@ -48,6 +48,14 @@ def test_too_few_trials_to_rank_warn_and_their_intervals_are_wide() -> None:
     assert (found.frame[HIGH] - found.frame[LOW]).max() > 0.05
 
 
+def test_one_parameter_alone_has_nothing_to_rank() -> None:
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    study = optuna.create_study(sampler=optuna.samplers.RandomSampler(0))
+    study.optimize(lambda t: t.suggest_float("x", 0, 1), n_trials=5)
+    found, note = study_importances(study, "val_acc", resamples=5)
+    assert found is not None and found.warning is None and "Warning" not in note
+
+
 def test_no_importances_below_three_complete_trials() -> None:
     found, why = study_importances(known_study(2), "val_acc")
     assert found is None and "needs at least 3 complete trials; the study has 2" in why

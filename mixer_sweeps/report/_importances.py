@@ -58,13 +58,13 @@ class Importances:
 
     @property
     def warning(self) -> str | None:
-        """Why the parameters cannot be ranked yet, or None."""
-        if self.trials >= TRIALS_PER_PARAM * self.params:
+        """Why the parameters cannot be ranked yet, or None (also for one parameter alone)."""
+        if self.params < 2 or self.trials >= TRIALS_PER_PARAM * self.params:
             return None
         return (
-            f"{self.trials} complete trials are too few to rank {self.params}"
-            f" parameter{'s' * (self.params != 1)} by importance (fewer than {TRIALS_PER_PARAM}"
-            " per parameter): read the intervals, not the order"
+            f"{self.trials} complete trials are too few to rank {self.params} parameters by"
+            f" importance (fewer than {TRIALS_PER_PARAM} per parameter): read the intervals,"
+            " not the order"
         )
 
     @property
