@@ -17,6 +17,7 @@ from typer.testing import CliRunner
 
 from conftest import REPO, TINY_RUN
 from mixer_sweeps.cli import app
+from mixer_sweeps.results import load_results
 from mixer_sweeps.spec import load_study_file
 from mixer_sweeps.study import run_study
 
@@ -82,6 +83,11 @@ def test_dashboard_serves_the_study_and_stops_cleanly_on_ctrl_c(
         base = served.split()[1].removesuffix("/dashboard/")
         port = int(base.rsplit(":", 1)[1])
         assert port > 0
+        best = load_results(path, results_dir=tmp_path).study.best_trial
+        count = f"{best.user_attrs['num_params']:,}"
+        assert lines.get(timeout=10).startswith(
+            f"best: trial {best.number}, val_acc {best.value:.4f}, {count} params"
+        )
 
         studies = get(f"{base}/api/studies")["study_summaries"]
         assert [s["study_name"] for s in studies] == ["tiny"]

@@ -204,9 +204,20 @@ def test_best_trial_spec_and_importances_are_reported(grid) -> None:
     spec = yaml.safe_load(text.split("```yaml\n", 1)[1].split("```", 1)[0])
     assert spec["name"] == f"grid-{best.number}"
     assert spec["model"]["embed_dim"] == best.params["model.embed_dim"]
-    header, *rows = markdown_table(text, "Parameter importances")
-    assert header[0] == "parameter" and {row[0] for row in rows} == set(GRID)
+    complete = sum(t.state == TrialState.COMPLETE for t in trials)
+    title = f"Parameter importances (fANOVA, {complete} complete trials)"
+    header, *rows = markdown_table(text, title)
+    assert header == ["parameter", "importance", "5%", "95%"]
+    assert {row[0] for row in rows} == set(GRID)
     assert sum(float(row[1]) for row in rows) == pytest.approx(1.0, abs=1e-3)
+    assert all(float(low) <= float(mean) <= float(high) for _, mean, low, high in rows), rows
+    note = text.split(f"## {title}", 1)[1].split("\n## ", 1)[0]
+    # Resamples that drew a single value are skipped: at most 30, say how many.
+    resamples = re.search(rf"(\d+) bootstrap resamples of the {complete} complete trials", note)
+    assert resamples is not None and 10 <= int(resamples[1]) <= 30, note
+    # Three parameters want 30 complete trials to be ranked: the report says so.
+    assert f"Warning: {complete} complete trials are too few to rank 3 parameters" in note
+    assert f"![{title}](importances.png)" in text
 
 
 def test_width_by_depth_pivot_holds_the_cell_means(grid) -> None:
@@ -340,6 +351,15 @@ def test_report_command_writes_the_formats_asked_for(ranged, tmp_path, formats, 
         {"importances.png"} if "report.md" in files or "report.html" in files else set()
     )
     assert "Val accuracy by optim.lr" in result.output
+    assert "warning" not in result.output.lower()  # one parameter: nothing to rank
+
+
+def test_report_command_warns_when_there_are_too_few_trials_to_rank(grid, tmp_path) -> None:
+    result = runner.invoke(app, ["report", str(grid), "-f", "csv", "--out", str(tmp_path)])
+    assert result.exit_code == 0, result.output
+    complete = sum(t.state == TrialState.COMPLETE for t in stored_trials(grid))
+    shown = " ".join(result.output.split())  # as the terminal wraps it
+    assert f"warning: {complete} complete trials are too few to rank 3 parameters" in shown
 
 
 def test_report_command_finds_the_results_of_a_study_file(ranged) -> None:
@@ -546,3 +566,82 @@ def test_html_report_renders_its_tables_and_images_in_chromium(grid, tmp_path) -
     screenshot = tmp_path / "report.png"
     screenshot.write_bytes(base64.b64decode(shot["data"]))
     assert screenshot.read_bytes()[:8] == PNG and screenshot.stat().st_size > 10_000
+
+
+@pytest.fixture
+def retrained_grid(grid, tmp_path) -> Path:
+    """A copy of the grid study retrained (its top 3 configurations, 2 seeds of 1 epoch) and
+    reported: the report has the wide Retrained table first."""
+    shutil.copytree(grid, tmp_path / "results" / "grid")
+    shutil.copy(grid.parent.parent / "grid.yaml", tmp_path / "grid.yaml")
+    args = ["--top", "3", "--seeds", "2", "--epochs", "1", "--results", str(tmp_path / "results")]
+    result = runner.invoke(app, ["retrain", str(tmp_path / "grid.yaml"), *args])
+    assert result.exit_code == 0, result.output
+    write_report(load_results(tmp_path / "results" / "grid"))
+    return tmp_path / "results" / "grid"
+
+
+def png_width(data: bytes) -> int:
+    assert data[:8] == PNG
+    return int.from_bytes(data[16:20], "big")
+
+
+@pytest.mark.skipif(
+    chromium() is None,
+    reason="Debian's chromium is not installed (scripts/setup --dev installs it)",
+)
+def test_html_report_never_scrolls_the_page_sideways_at_1400_and_800_px(
+    retrained_grid, tmp_path
+) -> None:
+    page = retrained_grid / "report" / "report.html"
+    assert "Retrained: the number to quote" in page.read_text()
+    # The captions' code spans: <code> on the page, typewriter type in LaTeX.
+    assert r"(\texttt{sweeps retrain}," in (retrained_grid / "report" / "report.tex").read_text()
+    with headless_page(page.as_uri(), tmp_path / "profile") as tools:
+        wait_for(
+            tools,
+            "document.readyState === 'complete' && [...document.images].every(i => i.complete)",
+        )
+        for width in (1400, 800):
+            tools.call(
+                "Emulation.setDeviceMetricsOverride",
+                width=width,
+                height=1000,
+                deviceScaleFactor=1,
+                mobile=False,
+            )
+            wait_for(tools, f"window.innerWidth === {width}")
+            state = tools.evaluate(
+                """({
+                  page: document.documentElement.scrollWidth,
+                  client: document.documentElement.clientWidth,
+                  window: window.innerWidth,
+                  boxes: [...document.querySelectorAll("div.table")].map(d => ({
+                    title: d.previousElementSibling.textContent,
+                    scroll: d.scrollWidth, client: d.clientWidth,
+                    overflow: getComputedStyle(d).overflowX,
+                  })),
+                  images: [...document.images].map(i => ({
+                    shown: i.getBoundingClientRect().width, natural: i.naturalWidth,
+                    room: i.parentElement.getBoundingClientRect().width,
+                  })),
+                  code: [...document.querySelectorAll("p.note code")].map(c => c.textContent),
+                  ticks: document.body.innerText.includes("`"),
+                })"""
+            )
+            shot = tools.call("Page.captureScreenshot", format="png", captureBeyondViewport=True)
+            # No page-level sideways scroll: the page is as wide as the window less its
+            # scroll bar, and so is the whole-page screenshot.
+            assert state["page"] <= state["client"] <= state["window"] == width, state
+            assert png_width(base64.b64decode(shot["data"])) == state["client"]
+            boxes = {b["title"]: b for b in state["boxes"]}
+            assert all(b["overflow"] == "auto" for b in boxes.values()), boxes
+            assert all(b["client"] <= width for b in boxes.values()), boxes
+            retrained = boxes["Retrained: the number to quote"]
+            if width == 800:  # too wide for the window: it scrolls in its own box
+                assert retrained["scroll"] > retrained["client"], retrained
+            # Plots at the size they were drawn, or as wide as the page has room for.
+            for image in state["images"]:
+                drawn = image["natural"] + 2  # its 1-px border
+                assert image["shown"] == pytest.approx(min(drawn, image["room"]), abs=1)
+            assert "sweeps retrain" in state["code"] and not state["ticks"], state["code"]

@@ -23,7 +23,7 @@ from optuna.study import StudyDirection
 from optuna.trial import TrialState
 from scipy import stats
 
-from conftest import REPO, TINY_RUN
+from conftest import REPO, TINY_RUN, markdown_table
 from mixer_sweeps.results import (
     TrialRecord,
     format_duration,
@@ -365,3 +365,35 @@ def test_missing_study_exits_2_with_one_line(tmp_path: Path) -> None:
         assert len(lines) == 1 and lines[0].startswith("error: "), done.stderr
         assert done.stdout == ""
     assert list(tmp_path.iterdir()) == []
+
+
+# ------------------------------------------------------------------------------------ numbers
+
+
+def test_report_best_and_status_write_the_same_numbers_alike(studies: Path, tmp_path: Path) -> None:
+    """The best trial's parameter count with thousands separators and its value to 4 decimals,
+    the same in the report's Markdown, HTML and LaTeX, in `sweeps best` and `sweeps status`."""
+    study = load_results(studies / "results" / "tiny").study
+    best = study.best_trial
+    count, value = f"{best.user_attrs['num_params']:,}", f"{best.value:.4f}"
+    assert "," in count  # the tiny model has over a thousand parameters: separators show
+
+    done = sweeps("report", "results/tiny", "--out", str(tmp_path / "report"), cwd=studies)
+    assert done.returncode == 0, done.stderr
+    for name in ("report.md", "report.html", "report.tex"):
+        text = (tmp_path / "report" / name).read_text()
+        assert count in text and value in text, name  # the Top table; md and html: the summary
+        assert str(best.user_attrs["num_params"]) not in text, name
+    header, *rows = markdown_table((tmp_path / "report" / "report.md").read_text(), "Top 3 trials")
+    column = header.index("params")
+    assert all(re.fullmatch(r"\d{1,3}(,\d{3})+", row[column]) for row in rows), rows
+    assert count in [row[column] for row in rows]
+    assert count in done.stdout and str(best.user_attrs["num_params"]) not in done.stdout
+
+    shown = sweeps("best", "results/tiny", cwd=studies)
+    top = sweeps("best", "results/tiny", "--top", "3", cwd=studies)
+    status = sweeps("status", cwd=studies)
+    for done in (shown, top, status):
+        assert done.returncode == 0, done.stderr
+        assert count in done.stdout and value in done.stdout, done.stdout
+        assert str(best.user_attrs["num_params"]) not in done.stdout, done.stdout

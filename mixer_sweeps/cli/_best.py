@@ -185,12 +185,9 @@ def best(
 
 
 def _value_text(found: StudyResults, row: dict[str, Any]) -> str:
-    if row["value"] is None:
-        return "-"
-    text = f"{row['value']:.4f}"
-    if row["ci95"] is not None:
-        text += f" ± {row['ci95']:.4f}"
-    return text
+    from mixer_sweeps.results import format_metric
+
+    return format_metric(row["value"], row["ci95"])
 
 
 def _print_trial(
@@ -204,7 +201,13 @@ def _print_trial(
 ) -> None:
     from rich.text import Text
 
-    from mixer_sweeps.results import format_value, trial_summary
+    from mixer_sweeps.results import (
+        format_count,
+        format_metric,
+        format_seconds,
+        format_value,
+        trial_summary,
+    )
     from mixer_sweeps.training import spec_to_yaml
 
     row = trial_summary(trial)
@@ -223,19 +226,20 @@ def _print_trial(
     value = f"  {metric} {_value_text(found, row)}"
     if row["per_seed"] and len(row["per_seed"]) > 1:
         seeds = ", ".join(
-            f"seed {s}: {v:.4f}" for s, v in zip(row["seeds"], row["per_seed"], strict=False)
+            f"seed {s}: {format_metric(v)}"
+            for s, v in zip(row["seeds"], row["per_seed"], strict=False)
         )
         value += f" (mean ± 95% CI, Student's t, over {len(row['per_seed'])} seeds; {seeds})"
     console.print(value, markup=False)
     details = []
     if row["test_acc"] is not None:
-        details.append(f"test acc {row['test_acc']:.4f}")
+        details.append(f"test acc {format_metric(row['test_acc'])}")
     if trial.epochs:
         details.append(f"{sum(trial.epochs)} epochs")
     if trial.num_params is not None:
-        details.append(f"{trial.num_params:,} parameters")
+        details.append(f"{format_count(trial.num_params)} parameters")
     if trial.seconds is not None:
-        details.append(f"{trial.seconds:.1f} s")
+        details.append(format_seconds(trial.seconds))
     if trial.duplicate_of is not None:
         details.append(f"same configuration as trial {trial.duplicate_of}")
     if details:
@@ -255,7 +259,7 @@ def _top_table(found: StudyResults, rows: list[dict[str, Any]], complete: int) -
     from rich import box
     from rich.table import Table
 
-    from mixer_sweeps.results import format_value, short_names
+    from mixer_sweeps.results import format_count, format_metric, format_value, short_names
 
     names = short_names([d.path for d in found.space])
     metric, direction = found.metric, found.study.direction.name.lower()
@@ -279,7 +283,7 @@ def _top_table(found: StudyResults, rows: list[dict[str, Any]], complete: int) -
             str(row["number"]),
             _value_text(found, row),
             *params,
-            "-" if row["test_acc"] is None else f"{row['test_acc']:.4f}",
-            "-" if row["num_params"] is None else f"{row['num_params']:,}",
+            format_metric(row["test_acc"]),
+            format_count(row["num_params"]),
         )
     return table

@@ -12,7 +12,7 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 from socketserver import ThreadingMixIn
-from typing import Annotated
+from typing import Annotated, Any
 from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 
 import typer
@@ -74,6 +74,7 @@ def dashboard(
             typer.echo(
                 f"dashboard: http://{shown}:{server.server_port}/dashboard/ (Ctrl-C stops it)"
             )
+            typer.echo(_best_line(backend, name))
             sys.stdout.flush()
             server.serve_forever()
     except KeyboardInterrupt:
@@ -81,3 +82,10 @@ def dashboard(
         raise typer.Exit(EXIT_INTERRUPTED) from None  # 130, as every command's Ctrl-C
     finally:
         server.server_close()
+
+
+def _best_line(backend: Any, name: str) -> str:
+    """The best trial as the report writes it: the page shows the stored values in full."""
+    from mixer_sweeps.results import describe_best, stored_best
+
+    return f"best: {describe_best(stored_best(backend, name))} (the page shows values unrounded)"

@@ -185,7 +185,13 @@ def _render_all(watched: list[Watched]) -> RenderableType:
 def _render(s: StudyStatus, results: StudyResults) -> RenderableType:
     from rich.text import Text
 
-    from mixer_sweeps.results import format_duration, format_params, short_names
+    from mixer_sweeps.results import (
+        format_count,
+        format_duration,
+        format_metric,
+        format_params,
+        short_names,
+    )
 
     c = s.counts
     of = f"/{s.n_trials}" if s.n_trials is not None else ""
@@ -205,9 +211,11 @@ def _render(s: StudyStatus, results: StudyResults) -> RenderableType:
         lines.append(Text(f"  best     none yet ({metric}, {direction})"))
     else:
         names = short_names([d.path for d in results.space])
+        size = "" if s.best.num_params is None else f", {format_count(s.best.num_params)} params"
         lines.append(
             Text(
-                f"  best     {metric} {s.best.value:.4f} (trial {s.best.number}, {direction})  "
+                f"  best     {metric} {format_metric(s.best.value)}"
+                f" (trial {s.best.number}, {direction}{size})  "
                 + format_params(s.best.params, names)
             )
         )

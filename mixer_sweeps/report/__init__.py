@@ -17,7 +17,9 @@ __all__, __getattr__ = lazy_exports(
             "value_label",
         ],
         "._importances": [
+            "Importances",
             "param_importances",
+            "study_importances",
         ],
         "._plots": [
             "Plot",

@@ -17,6 +17,7 @@ import pandas as pd
 
 from mixer_sweeps.report._figure import new_figure, save_figure
 from mixer_sweeps.report._frame import OBJECTIVE
+from mixer_sweeps.report._importances import Importances, draw_importances
 from mixer_sweeps.report._plots_trials import (
     history_figure,
     intermediate_figure,
@@ -69,18 +70,9 @@ def history_plot(studies: Sequence[StudyResults], path: Path) -> Path:
     return save_figure(history_figure(studies), path)
 
 
-def importances_plot(importances: pd.Series, path: Path) -> Path:
-    """The importances the report's table shows, as bars (largest on top)."""
-
-    def draw(plt: Any) -> Axes:
-        height = 0.45 * len(importances) + 1.5
-        fig, ax = plt.subplots(figsize=(7, height), constrained_layout=True)
-        importances.sort_values().plot.barh(ax=ax, color="tab:blue")
-        ax.set(xlabel="importance for val acc", ylabel="", title="Parameter importances")
-        ax.grid(alpha=0.3, axis="x")
-        return ax
-
-    return _draw(path, draw)
+def importances_plot(importances: Importances, path: Path) -> Path:
+    """The importances the report's table shows, as bars with their intervals (largest on top)."""
+    return _draw(path, lambda plt: draw_importances(importances, plt))
 
 
 def heatmap_figure(
@@ -199,7 +191,7 @@ def study_plots(
     levels: pd.DataFrame,
     out: Path,
     *,
-    importances: pd.Series | None,
+    importances: Importances | None,
 ) -> list[Plot]:
     """Every plot that applies to the study, written to ``out``."""
     if not (frame["state"] == COMPLETE).any():
@@ -233,7 +225,7 @@ def study_plots(
         plots.append(Plot("Parallel coordinates", path, caption))
     if importances is not None:
         plots.append(
-            Plot("Parameter importances", importances_plot(importances, out / "importances.png"))
+            Plot(importances.title, importances_plot(importances, out / "importances.png"))
         )
     figure = pareto_figure(frame)
     if figure is not None:

@@ -7,8 +7,8 @@ Numbers are formatted once (:func:`display_frame`), then pandas writes each form
 from __future__ import annotations
 
 import base64
-import math
-import numbers
+import html
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -17,8 +17,7 @@ import pandas as pd
 
 from mixer_sweeps.report._plots import Plot
 from mixer_sweeps.report._tables import Table
-
-MISSING = "–"
+from mixer_sweeps.results import format_cell
 
 
 @dataclass
@@ -35,32 +34,21 @@ class Report:
     """What a row of ``data_file`` is, for the line that links it."""
 
 
-def _cell(value: Any, *, metric: bool) -> str:
-    if value is None or (isinstance(value, float) and math.isnan(value)) or value is pd.NA:
-        return MISSING
-    if isinstance(value, bool):
-        return "yes" if value else "no"
-    if isinstance(value, numbers.Integral):
-        return str(value)
-    if isinstance(value, numbers.Real):
-        return f"{value:.4f}" if metric else f"{value:.4g}"
-    return str(value)
-
-
 def display_frame(table: Table) -> pd.DataFrame:
     """The table as strings, its index as the first column.
 
-    Accuracies get 4 decimals, parameter values 4 digits; a pivot's first header names both of
-    its factors (``rows \\ columns``).
+    Each cell is written by :func:`~mixer_sweeps.results.format_cell`: accuracies with 4
+    decimals, counts with thousands separators (``138,506``), parameter values with 4 digits; a
+    pivot's first header names both of its factors (``rows \\ columns``).
     """
     frame = table.frame
     first = str(frame.index.name or "")
     if frame.columns.name:
         first += f" \\ {frame.columns.name}"
-    shown = {first: [_cell(v, metric=False) for v in frame.index]}
+    shown = {first: [format_cell(v, "value") for v in frame.index]}
     for column in frame.columns:
-        metric = column not in table.params
-        shown[_cell(column, metric=False)] = [_cell(v, metric=metric) for v in frame[column]]
+        kind = "value" if column in table.params else "metric"
+        shown[format_cell(column, "value")] = [format_cell(v, kind) for v in frame[column]]
     return pd.DataFrame(shown)
 
 
@@ -90,11 +78,14 @@ _LATEX_SPECIALS = {c: "\\" + c for c in "&%$#_{}"} | {
     "^": r"\textasciicircum{}",
     "\\": r"\textbackslash{}",
 }
+_CODE = re.compile(r"`([^`]+)`")
 _LATEX_SYMBOLS = {"±": r"$\pm$", "×": r"$\times$", "–": "--", "−": "-"}
 
 
 def _latex_text(text: str) -> str:
-    return "".join(_LATEX_SPECIALS.get(c, c) for c in text)
+    """``text`` escaped for LaTeX, its code spans (`` `x` ``) in typewriter type."""
+    escaped = "".join(_LATEX_SPECIALS.get(c, c) for c in text)
+    return _CODE.sub(r"\\texttt{\1}", escaped)
 
 
 def to_latex(report: Report) -> str:
@@ -139,32 +130,38 @@ _HTML = """<!DOCTYPE html>
 body { font-family: system-ui, sans-serif; margin: 2rem auto; max-width: 72rem; padding: 0 1rem;
        color: #222; line-height: 1.4; }
 h1 { font-size: 1.6rem; } h2 { font-size: 1.2rem; margin-top: 2rem; }
-table.data { border-collapse: collapse; font-variant-numeric: tabular-nums; margin: 0.5rem 0; }
+li, p { overflow-wrap: anywhere; }
+code { font-size: 0.9em; background: #f3f3f3; padding: 0 0.2em; border-radius: 3px; }
+div.table { overflow-x: auto; max-width: 100%; margin: 0.5rem 0; }
+table.data { border-collapse: collapse; font-variant-numeric: tabular-nums; }
 table.data th, table.data td { padding: 0.25rem 0.7rem; border-bottom: 1px solid #ddd;
                                text-align: right; }
+table.data td { white-space: nowrap; }
 table.data thead th { border-bottom: 2px solid #999; }
 table.data td:first-child, table.data th:first-child { text-align: left; }
 table.data td:first-child { font-weight: 600; }
 p.note { color: #555; font-size: 0.9rem; margin-top: 0; }
-figure { margin: 1rem 0 2rem; } figure img { max-width: 100%; border: 1px solid #eee; }
+figure { margin: 1rem 0 2rem; }
+figure img { display: block; max-width: 100%; height: auto; border: 1px solid #eee;
+             box-sizing: border-box; }
 figcaption { color: #555; font-size: 0.9rem; }
 pre { background: #f6f8fa; padding: 0.8rem; overflow-x: auto; font-size: 0.85rem; }
 </style>
 </head>
 <body>
 <h1>{{ title }}</h1>
-<ul>{% for line in summary %}<li>{{ line }}</li>{% endfor %}</ul>
+<ul>{% for line in summary %}<li>{{ line | code | safe }}</li>{% endfor %}</ul>
 {% if data_file %}<p>{{ data_label }}: <a href="{{ data_file }}">{{ data_file }}</a>.</p>{% endif %}
 {% for table in tables %}
-<h2>{{ table.title }}</h2>
-{{ table.html | safe }}
-{% if table.note %}<p class="note">{{ table.note }}</p>{% endif %}
+<h2>{{ table.title | code | safe }}</h2>
+<div class="table">{{ table.html | safe }}</div>
+{% if table.note %}<p class="note">{{ table.note | code | safe }}</p>{% endif %}
 {% endfor %}
 {% if plots %}<h2>Plots</h2>{% endif %}
 {% for plot in plots %}
 <figure><img src="data:image/png;base64,{{ plot.data }}" alt="{{ plot.title }}">
-<figcaption>{{ plot.title }}{% if plot.caption %}: {{ plot.caption }}{% endif %}
-</figcaption></figure>
+<figcaption>{{ plot.title | code | safe }}
+{%- if plot.caption %}: {{ plot.caption | code | safe }}{% endif %}</figcaption></figure>
 {% endfor %}
 {% if spec %}<h2>Best trial's run spec</h2><pre>{{ spec }}</pre>{% endif %}
 </body>
@@ -172,11 +169,18 @@ pre { background: #f6f8fa; padding: 0.8rem; overflow-x: auto; font-size: 0.85rem
 """
 
 
+def code_spans(text: str) -> str:
+    """``text`` escaped for HTML, its Markdown code spans (`` `x` ``) as ``<code>x</code>``."""
+    return _CODE.sub(r"<code>\1</code>", html.escape(str(text)))
+
+
 def to_html(report: Report) -> str:
     """A page that needs no other file: the plots are embedded as data URIs."""
     import jinja2
 
-    template = jinja2.Environment(autoescape=True).from_string(_HTML)
+    environment = jinja2.Environment(autoescape=True)
+    environment.filters["code"] = code_spans
+    template = environment.from_string(_HTML)
     tables = [
         {
             "title": t.title,

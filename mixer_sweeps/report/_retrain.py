@@ -184,6 +184,8 @@ def retrained_tables(study_dir: Path) -> list[Table]:
     if not path.is_file():
         return []
     frame = pd.read_csv(path, index_col="config")
+    if "params" in frame:  # a failed configuration's empty cell would make it float
+        frame["params"] = frame["params"].astype("Int64")
     params = tuple(c for c in frame.columns if c not in _METRICS and not c.startswith(SEARCH))
     seeds = frame["seeds"].max() if "seeds" in frame and len(frame) else 0
     note = (

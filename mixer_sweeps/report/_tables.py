@@ -15,7 +15,7 @@ import pandas as pd
 from optuna.trial import TrialState
 
 from mixer_sweeps.report._frame import OBJECTIVE, is_numeric, seed_columns, value_label
-from mixer_sweeps.results import StudyResults, ci95, short_names
+from mixer_sweeps.results import StudyResults, ci95, format_metric, short_names
 from mixer_sweeps.spec import Choices, Range
 
 COMPLETE, PRUNED, FAIL = TrialState.COMPLETE.name, TrialState.PRUNED.name, TrialState.FAIL.name
@@ -138,9 +138,7 @@ def cell_runs(frame: pd.DataFrame, levels: pd.DataFrame, rows: str, columns: str
 
 
 def _with_ci(mean: float, ci: float) -> Any:
-    if math.isnan(mean):
-        return math.nan
-    return f"{mean:.4f}" if math.isnan(ci) else f"{mean:.4f} ± {ci:.4f}"
+    return math.nan if math.isnan(mean) else format_metric(mean, ci)
 
 
 def is_switch(dim: Choices | Range) -> bool:
@@ -207,7 +205,8 @@ def top_table(results: StudyResults, frame: pd.DataFrame, k: int = TOP_K) -> Tab
             f": mean ± 95% CI (Student's t, n={results.replicates} seeds);"
             " epochs: the mean per seed run"
         )
-    return Table("top", f"Top {len(table)} trials", table, note + ".", params=tuple(names.values()))
+    shown_as_written = (*names.values(), "epochs")  # 12 or 12.5 epochs, not 12.0000
+    return Table("top", f"Top {len(table)} trials", table, note + ".", params=shown_as_written)
 
 
 def ablation_tables(results: StudyResults, frame: pd.DataFrame) -> list[Table]:

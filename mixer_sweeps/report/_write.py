@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Literal
 import pandas as pd
 
 from mixer_sweeps.report._frame import OBJECTIVE, trials_frame
-from mixer_sweeps.report._importances import param_importances
+from mixer_sweeps.report._importances import Importances, param_importances
 from mixer_sweeps.report._plots import history_plot, study_plots
 from mixer_sweeps.report._render import Report, print_report, to_html, to_latex, to_markdown
 from mixer_sweeps.report._retrain import retrained_tables
@@ -25,6 +25,8 @@ from mixer_sweeps.results import (
     ci95,
     count_trials,
     describe_counts,
+    format_count,
+    format_metric,
     format_params,
     results_of,
     short_names,
@@ -75,7 +77,7 @@ class StudyData:
 
     results: StudyResults
     frame: pd.DataFrame
-    importances: pd.Series | None
+    importances: Importances | None
     importances_note: str
     """Which method computed the importances, or why there are none."""
 
@@ -94,12 +96,7 @@ def build_report(data: StudyData, out: Path, *, plots: bool = True) -> Report:
     tables += ablation_tables(results, frame)
     if importances is not None:
         tables.append(
-            Table(
-                "importances",
-                "Parameter importances",
-                importances.to_frame(),
-                data.importances_note,
-            )
+            Table("importances", importances.title, importances.frame, data.importances_note)
         )
     drawn = []
     if plots:
@@ -147,6 +144,8 @@ def write_study_report(
     written += _write_documents(report, out, formats)
     if console is not None:
         print_report(report, console)
+        if data.importances is not None and data.importances.warning:
+            _warn(console, data.importances.warning)
         _print_written(console, out, written)
     return written
 
@@ -214,7 +213,7 @@ def comparison_table(studies: Sequence[StudyResults]) -> Table:
     frame = pd.DataFrame(rows).set_index("study")
     frame["best trial"] = frame["best trial"].astype("Int64")
     note = "Trials finished by state; the best complete trial of each study and its test acc."
-    return Table("studies", "Studies side by side", frame, note)
+    return Table("studies", "Studies side by side", frame, note, params=("best trial",))
 
 
 def report_run(run: StudyRun, console: Console, *, view: bool = True) -> list[Path]:
@@ -315,14 +314,15 @@ def _summary(results: StudyResults, frame: pd.DataFrame) -> list[str]:
     best = best_trial(results.trials)
     if best is not None:
         row = frame.set_index("number").loc[best.number]
-        value = f"{best.metric.replace('_', ' ')} {best.value:.4f}"
+        value = f"{best.metric.replace('_', ' ')} "
+        value += format_metric(best.value, ci95(best.best) if seeds > 1 else None)
         if seeds > 1:
-            value += f" ± {ci95(best.best):.4f} (mean ± 95% CI, n={seeds} seeds)"
+            value += f" (mean ± 95% CI, n={seeds} seeds)"
         details = [value]
         if pd.notna(row["test_acc"]):
-            details.append(f"test acc {row['test_acc']:.4f}")
+            details.append(f"test acc {format_metric(row['test_acc'])}")
         if pd.notna(row["num_params"]):
-            details.append(f"{int(row['num_params']):,} parameters")
+            details.append(f"{format_count(row['num_params'])} parameters")
         if pd.notna(row["epochs"]):
             details.append(f"{row['epochs']} epochs" + (" per seed" if seeds > 1 else ""))
         lines.append(f"best: trial {best.number}, {', '.join(details)}")

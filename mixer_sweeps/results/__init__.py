@@ -1,13 +1,13 @@
 """A study read back: its trials, settings and files, and the words and numbers that tell them.
 
-Modules, bottom up: ``_attrs`` (the keys a study and its trials keep in storage), ``_record``
-(what a study and a trial are, typed, and the counts of a study's trials), ``_rank`` (the one
-ranking of trials and configurations), ``_stats`` (the one 95% CI), ``_layout`` (where a study
-keeps its files), ``_describe`` (a study told in words), ``_load`` (a study found and read back
-from a study file or a results folder), ``_status`` (where a study stands), ``_watch`` (studies
-read side by side, each bounded by the storage timeout), ``_best`` (a trial's run spec rebuilt,
-its spread over seeds) and ``_summary`` (``sweeps run``'s closing summary). ``report``,
-``status``, ``best``, ``retrain`` and ``dashboard`` read a study through here.
+Modules, bottom up: ``_attrs`` (the keys a study and its trials keep in storage), ``_record`` (what
+a study and a trial are, typed, and the counts of a study's trials), ``_rank`` (the one ranking of
+trials and configurations), ``_stats`` (the one 95% CI), ``_layout`` (where a study keeps its
+files), ``_numbers`` (how every number is written), ``_describe`` (a study told in words), ``_load``
+(a study found and read back from a study file or a results folder), ``_status`` (where a study
+stands), ``_watch`` (studies read side by side, each bounded by the storage timeout), ``_best`` (a
+trial's run spec rebuilt, its spread over seeds) and ``_summary`` (``sweeps run``'s closing
+summary). ``report``, ``status``, ``best``, ``retrain`` and ``dashboard`` read a study through here.
 
 Each name imports its module on first use (see ``mixer_sweeps._lazy``).
 """
@@ -31,11 +31,11 @@ __all__, __getattr__ = lazy_exports(
         ],
         "._describe": [
             "all_failed",
+            "describe_best",
             "describe_counts",
             "format_epochs",
             "format_outcome",
             "format_params",
-            "format_value",
             "short_names",
         ],
         "._layout": [
@@ -48,6 +48,16 @@ __all__, __getattr__ = lazy_exports(
             "load_results",
             "read_resolved",
             "results_of",
+            "stored_best",
+        ],
+        "._numbers": [
+            "MISSING",
+            "format_cell",
+            "format_count",
+            "format_metric",
+            "format_seconds",
+            "format_value",
+            "is_missing",
         ],
         "._rank": [
             "as_direction",

@@ -8,6 +8,7 @@ from typing import Any
 
 from optuna.trial import TrialState
 
+from mixer_sweeps.results._numbers import format_count, format_metric, format_value
 from mixer_sweeps.results._record import TrialCounts, TrialRecord, count_trials, retried_numbers
 
 
@@ -22,20 +23,25 @@ def short_names(paths: Sequence[str]) -> dict[str, str]:
     return {p: (s if last.count(s) == 1 else p) for p, s in zip(paths, last, strict=True)}
 
 
-def format_value(value: Any) -> str:
-    if isinstance(value, float):
-        return f"{value:.4g}"
-    return str(value)
-
-
 def format_params(params: Mapping[str, Any], names: Mapping[str, str] | None = None) -> str:
     names = names or {}
     return "  ".join(f"{names.get(k, k)}={format_value(v)}" for k, v in params.items())
 
 
+def describe_best(trial: TrialRecord | None) -> str:
+    """``trial 7, val_acc 0.9512, 138,506 params``: a best trial in one line, its numbers written
+    as the report writes them; ``none yet`` without one."""
+    if trial is None:
+        return "none yet"
+    parts = [f"trial {trial.number}", f"{trial.metric} {format_metric(trial.value)}"]
+    if trial.num_params is not None:
+        parts.append(f"{format_count(trial.num_params)} params")
+    return ", ".join(parts)
+
+
 def format_outcome(trial: TrialRecord) -> str:
     """How a finished trial ended: ``0.9512   12 ep   34.5 s``, its failure, or its twin."""
-    value = "-" if trial.value is None else f"{trial.value:.4f}"
+    value = "-" if trial.value is None else format_metric(trial.value)
     if trial.state.name == "FAIL":
         if trial.abandoned:  # Ctrl-C or a fault of the machine: `sweeps run` ends with it once
             return "stopped: not its configuration's fault (see below)"

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from mixer_sweeps.results._layout import StudyLayout
+from mixer_sweeps.results._rank import best_trial
 from mixer_sweeps.results._record import StudyRecord, TrialRecord, records
 from mixer_sweeps.spec import SearchSpace, SpecError, StudySettings, read_yaml
 from mixer_sweeps.study import check_storage_url, journal_path, open_storage, resolve_storage
@@ -157,6 +158,14 @@ def results_of(study: optuna.Study, study_dir: Path) -> StudyResults:
         record=record,
         trials=records(study.get_trials(deepcopy=False)),
     )
+
+
+def stored_best(storage: optuna.storages.BaseStorage, name: str) -> TrialRecord | None:
+    """The best complete trial of study ``name`` in an open storage, by the study's direction."""
+    import optuna
+
+    study = optuna.load_study(study_name=name, storage=storage)
+    return best_trial(records(study.get_trials(deepcopy=False)), study.direction)
 
 
 def read_resolved(path: Path) -> dict[str, Any]:

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from rich.console import Console
 
-from mixer_sweeps.results._describe import describe_counts, format_epochs, format_value
+from mixer_sweeps.results._describe import describe_counts, format_epochs
+from mixer_sweeps.results._numbers import format_count, format_metric, format_value
 from mixer_sweeps.results._stats import ci95
 from mixer_sweeps.study import StudyRun
 
@@ -24,15 +25,15 @@ def print_summary(run: StudyRun, console: Console) -> None:
     if best is None:
         console.print("no trial has completed yet")
         return
-    value = f"{best.value:.4f}"
     n = len(best.best)
+    value = format_metric(best.value, ci95(best.best) if n > 1 else None)
     if n > 1:
-        value += f" ± {ci95(best.best):.4f} (mean ± 95% CI, n={n} seeds)"
+        value += f" (mean ± 95% CI, n={n} seeds)"
     details = []
     if best.mean_test_acc is not None:
-        details.append(f"test acc {best.mean_test_acc:.4f}")
+        details.append(f"test acc {format_metric(best.mean_test_acc)}")
     if best.num_params is not None:
-        details.append(f"{best.num_params:,} params")
+        details.append(f"{format_count(best.num_params)} params")
     details.append(f"{format_epochs(best)} epochs" + (" per seed" if n > 1 else ""))
     console.print(f"best: trial {best.number}, {best.metric} {value} ({', '.join(details)})")
     for path, label in best.params.items():
