@@ -253,6 +253,25 @@ def test_twins_are_not_trained_again_and_the_budget_cuts_the_replay() -> None:
     assert simulate(curves, budgeted, workers=2, budget=5).spent == 5
 
 
+def test_confirm_trains_more_seeds_only_for_trials_near_the_best_so_far() -> None:
+    curves = metric_curves()  # first seeds: 0.90, 0.94 or 0.96, 0.948, 0.70 or 0.90
+    policy = Policy.from_settings(
+        "confirm",
+        {
+            "sampler": {"type": "random"},
+            "pruner": {"type": "none"},
+            "confirm": {"seeds": 2, "within": 0.02},
+        },
+    )
+    trace = run_clock(curves, policy, [0, 1, 2, 3], workers=1)
+    records = [f.record for f in trace.finished]
+    # Trial 0 is the best so far by definition; 1 and 2 end within 0.02 of the best; 3 does not.
+    assert [len(r.best) for r in records] == [2, 2, 2, 1]
+    assert [r.value for r in records[:3]] == pytest.approx([0.90, 0.95, 0.948])
+    assert trace.spent == 3 * 2 * 2 + 2
+    assert best_named(records).params == curves.configs[1]
+
+
 def test_a_sampler_that_only_repeats_itself_ends_the_replay() -> None:
     curves = clock_curves()
     policy = Policy.from_settings("p", {"pruner": {"type": "none"}})
