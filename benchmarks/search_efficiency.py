@@ -2,7 +2,7 @@
 
 Runs ``sweeps replay`` on each table in ``benchmarks/curves/`` (every named policy, every
 installed peer, and the study-file policies in ``benchmarks/policies/``) with 1 and 4 simulated
-workers, writes each replay's ``summary.json`` and ``regret.png`` to ``benchmarks/replay/<table>/``
+workers, writes each replay's ``summary.json`` and ``regret.png`` to ``docs/replay/<table>/``
 and prints the tables of ``docs/benchmarks.md``, then the default's (a) as a ratio to the best
 peer's in the same run. ``--from-json`` prints the tables of summaries written before.
 
@@ -39,7 +39,7 @@ POLICIES = (
 
 
 def replay(table: str, repeats: int) -> dict:
-    out = HERE / "replay" / table
+    out = HERE.parent / "docs" / "replay" / table
     command = [sys.executable, "-m", "mixer_sweeps", "replay", str(HERE / "curves" / f"{table}.csv")]
     command += [arg for policy in POLICIES for arg in ("--policy", policy)]
     command += [
@@ -105,7 +105,7 @@ def main() -> None:
     args = parser.parse_args()
     for table in TABLES:
         if args.from_json:
-            summary = json.loads((HERE / "replay" / table / "summary.json").read_text())
+            summary = json.loads((HERE.parent / "docs" / "replay" / table / "summary.json").read_text())
         else:
             summary = replay(table, args.repeats)
         print(markdown(summary))

@@ -26,11 +26,13 @@ def plot_regret(summaries: Sequence[Summary], path: Path, *, title: str) -> Path
     )
     x = curve_x()
     names = list(dict.fromkeys(s.name for s in summaries))
+    # Ten colours, then the same ten dashed, dotted: no two policies share a line.
     colors = {n: plt.cm.tab10(i % 10) for i, n in enumerate(names)}
+    styles = {n: ("-", "--", ":")[(i // 10) % 3] for i, n in enumerate(names)}
     for ax, n in zip(axes[0], workers, strict=True):
         for s in (s for s in summaries if s.workers == n):
             median, low, high = s.curve
-            ax.plot(x, 100 * median, color=colors[s.name], label=s.name, lw=1.6)
+            ax.plot(x, 100 * median, color=colors[s.name], ls=styles[s.name], label=s.name, lw=1.6)
             ax.fill_between(x, 100 * low, 100 * high, color=colors[s.name], alpha=0.15, lw=0)
         # Before any winner is named the regret is the table's worst: tens of points, which a
         # linear axis would let flatten the differences of a point or two that matter.
@@ -39,7 +41,7 @@ def plot_regret(summaries: Sequence[Summary], path: Path, *, title: str) -> Path
         ax.set_xlabel("epochs spent / grid epochs (one seed)")
         ax.grid(alpha=0.3)
     axes[0][0].set_ylabel("regret of the named winner (test acc, points)")
-    axes[0][-1].legend(fontsize=8, loc="best")
+    axes[0][-1].legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.02, 1.0))
     fig.suptitle(title)
     fig.tight_layout()
     buffer = io.BytesIO()
