@@ -594,7 +594,7 @@ def test_html_report_never_scrolls_the_page_sideways_at_1400_and_800_px(
     retrained_grid, tmp_path
 ) -> None:
     page = retrained_grid / "report" / "report.html"
-    assert "Retrained: the number to quote" in page.read_text()
+    assert "Retrained, 1 epochs (search: " in page.read_text()  # --epochs 1: another protocol
     # The captions' code spans: <code> on the page, typewriter type in LaTeX.
     assert r"(\texttt{sweeps retrain}," in (retrained_grid / "report" / "report.tex").read_text()
     with headless_page(page.as_uri(), tmp_path / "profile") as tools:
@@ -637,7 +637,7 @@ def test_html_report_never_scrolls_the_page_sideways_at_1400_and_800_px(
             boxes = {b["title"]: b for b in state["boxes"]}
             assert all(b["overflow"] == "auto" for b in boxes.values()), boxes
             assert all(b["client"] <= width for b in boxes.values()), boxes
-            retrained = boxes["Retrained: the number to quote"]
+            retrained = next(b for t, b in boxes.items() if t.startswith("Retrained"))
             if width == 800:  # too wide for the window: it scrolls in its own box
                 assert retrained["scroll"] > retrained["client"], retrained
             # Plots at the size they were drawn, or as wide as the page has room for.
