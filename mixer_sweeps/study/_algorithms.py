@@ -5,7 +5,8 @@ from __future__ import annotations
 import numpy as np
 import optuna
 
-from mixer_sweeps.spec import PrunerSettings, SamplerSettings, SearchSpace
+from mixer_sweeps.spec import PrunerSettings, SamplerSettings, SearchSpace, StudySettings
+from mixer_sweeps.study._front_pruner import FrontPruner
 
 
 def make_sampler(
@@ -31,10 +32,12 @@ def make_sampler(
         )
     if kind == "qmc":
         return optuna.samplers.QMCSampler(seed=settings.seed, warn_independent_sampling=False)
+    if kind == "nsgaii":
+        return optuna.samplers.NSGAIISampler(seed=seed)
     raise ValueError(f"unknown sampler type {kind!r}")
 
 
-PER_WORKER_SEED = ("tpe", "random", "cmaes")
+PER_WORKER_SEED = ("tpe", "random", "cmaes", "nsgaii")
 """The samplers that take a worker's own seed (grid and QMC walk the study's, see above)."""
 
 
@@ -70,9 +73,25 @@ def stream_sampler(
     return make_sampler(settings, space, seed=seed)
 
 
-def make_pruner(settings: PrunerSettings, *, max_epochs: int) -> optuna.pruners.BasePruner:
-    """The pruner; its steps are epochs trained (1, 2, ...), so ``min_epochs`` is in epochs."""
+def make_pruner(
+    settings: PrunerSettings, *, max_epochs: int, study: StudySettings | None = None
+) -> optuna.pruners.BasePruner:
+    """The pruner; its steps are epochs trained (1, 2, ...), so ``min_epochs`` is in epochs.
+
+    ``study``: the study's settings, which the front pruner needs (its costs and directions).
+    """
     kind = settings.type
+    if kind == "front":
+        if study is None or not study.cost_metrics:
+            raise ValueError("the front pruner needs a study with a cost among its objectives")
+        return FrontPruner(
+            study.cost_metrics,
+            dict(study.objective_list),
+            percentile=settings.percentile,
+            min_epochs=settings.min_epochs,
+            startup_trials=settings.startup_trials,
+            learning_direction=study.direction or "maximize",
+        )
     if kind == "median":
         return optuna.pruners.MedianPruner(
             n_startup_trials=settings.startup_trials, n_warmup_steps=settings.min_epochs

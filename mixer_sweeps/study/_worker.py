@@ -101,7 +101,11 @@ def work(
         sampler=make_sampler(
             study_file.settings.sampler, study_file.space, seed=study_file.settings.sampler.seed
         ),
-        pruner=make_pruner(study_file.settings.pruner, max_epochs=study_file.max_epochs),
+        pruner=make_pruner(
+            study_file.settings.pruner,
+            max_epochs=study_file.max_epochs,
+            study=study_file.settings,
+        ),
     )
     claim = FileLock(layout.claim_lock)
     claim_delay = float(os.environ.get(CLAIM_DELAY_ENV) or 0)
