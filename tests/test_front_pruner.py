@@ -153,9 +153,7 @@ def test_the_cheapest_trial_is_never_pruned_whatever_the_others_report() -> None
         assert not judge(peers, {"params": 10}, mine, startup_trials=1, min_epochs=1)
 
 
-@pytest.mark.parametrize(
-    ("peer_speed", "pruned"), [(1000.0, True), (100.0, True), (10.0, False)]
-)
+@pytest.mark.parametrize(("peer_speed", "pruned"), [(1000.0, True), (100.0, True), (10.0, False)])
 def test_images_per_s_is_cheaper_when_higher(peer_speed: float, pruned: bool) -> None:
     speed = {"images_per_s": "maximize"}
     peers = [peer(C, {"images_per_s": peer_speed}, {1: 0.9, 2: 0.9}) for _ in range(5)]

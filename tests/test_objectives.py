@@ -155,9 +155,7 @@ def test_objectives_default_their_directions_and_the_pruner() -> None:
 def old_fingerprint(study_file) -> str:
     """The fingerprint as computed before studies had objectives."""
     payload = {
-        "base": study_file.base_spec.model_dump(
-            mode="json", exclude={"name", "train", "tracking"}
-        ),
+        "base": study_file.base_spec.model_dump(mode="json", exclude={"name", "train", "tracking"}),
         "space": study_file.space.describe(),
         "replicates": study_file.settings.replicates,
         "metric": study_file.settings.metric,

@@ -291,14 +291,8 @@ class StudySettings(SpecSection):
             return self
         given = [k for k in ("metric", "direction") if k in self.model_fields_set]
         if given:
-            raise FieldError(
-                [
-                    (
-                        "objectives",
-                        f"give either study.objectives or study.{given[0]}, not both",
-                    )
-                ]
-            )
+            message = f"give either study.objectives or study.{given[0]}, not both"
+            raise FieldError([("objectives", message)])
         problems = []
         metrics = [o.metric for o in self.objectives]
         for i, metric in enumerate(metrics):
@@ -307,13 +301,8 @@ class StudySettings(SpecSection):
         learning = [o for o in self.objectives if not o.is_cost]
         if len(learning) != 1:
             found = [o.metric for o in learning]
-            problems.append(
-                (
-                    "objectives",
-                    "exactly one objective must be a per-epoch metric (it is reported every"
-                    f" epoch and pruned on) but got {len(found)}: {found}",
-                )
-            )
+            message = "exactly one objective must be a per-epoch metric (it is reported every"
+            problems.append(("objectives", f"{message} epoch and pruned on) but got {found}"))
         if problems:
             raise FieldError(problems)
         # Frozen: the learning metric stands in for ``metric``, so code that reports, prunes

@@ -76,9 +76,7 @@ class PrunedTPESampler(optuna.samplers.TPESampler):
         param_name: str,
         param_distribution: BaseDistribution,
     ) -> Any:
-        return super().sample_independent(
-            self._view(study), trial, param_name, param_distribution
-        )
+        return super().sample_independent(self._view(study), trial, param_name, param_distribution)
 
     def _view(self, study: optuna.Study) -> Any:
         return _WithDirection(study, self.learning_direction)
