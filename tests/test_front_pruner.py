@@ -189,3 +189,40 @@ def test_bad_settings_are_refused() -> None:
         FrontPruner(["params"], PARAMS, percentile=101)
     with pytest.raises(ValueError, match="direction"):
         FrontPruner(["params"], {"params": "smaller"})
+
+
+def test_tpe_samples_a_front_study_with_pruned_trials() -> None:
+    from optuna.distributions import FloatDistribution
+
+    from mixer_sweeps.spec import SamplerSettings, SearchSpace
+    from mixer_sweeps.study import make_sampler
+
+    settings = SamplerSettings(type="tpe", startup_trials=0)
+    x = FloatDistribution(0.0, 1.0)
+
+    def study_with(sampler: optuna.samplers.BaseSampler) -> optuna.Study:
+        study = optuna.create_study(directions=["maximize", "minimize"], sampler=sampler)
+        for i in range(4):
+            study.add_trial(
+                create_trial(
+                    params={"x": i / 4}, distributions={"x": x}, values=[i / 4, i], state=C
+                )
+            )
+        for i in range(2):
+            study.add_trial(
+                create_trial(
+                    params={"x": i / 2},
+                    distributions={"x": x},
+                    intermediate_values={1: 0.1 * i},
+                    state=P,
+                )
+            )
+        return study
+
+    plain = study_with(make_sampler(settings, SearchSpace(()), seed=0))
+    with pytest.raises(RuntimeError, match="multi-objective"):
+        plain.ask({"x": x})
+    front = study_with(
+        make_sampler(settings, SearchSpace(()), seed=0, learning_direction="maximize")
+    )
+    assert 0.0 <= front.ask({"x": x}).params["x"] <= 1.0
