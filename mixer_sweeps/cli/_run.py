@@ -153,7 +153,7 @@ def _say_finished(finished, metric: str) -> None:
         f" trials have finished ({describe_counts(c)})"
     )
     typer.echo("nothing added: no trial, report or W&B run")
-    if finished.best is not None:
+    if finished.best is not None and finished.best.value is not None:
         typer.echo(f"best: trial {finished.best.number}, {metric} {finished.best.value:.4f}")
     report = finished.layout.report_dir
     if report.is_dir():

@@ -14,6 +14,7 @@ __all__, __getattr__ = lazy_exports(
         "._cost": [
             "ModelCost",
             "expected_run",
+            "measure_images_per_s",
             "model_cost",
         ],
         "._plan": [

@@ -146,7 +146,7 @@ def _info(spec: RunSpec) -> Any:
 def expected_run(pruner: PrunerSettings, epochs: int, max_epochs: int) -> tuple[float, float]:
     """Expected epochs of a pruned trial's first seed, and the chance that it completes.
 
-    For trials after the pruner's start: the median pruner is assumed to stop
+    For trials after the pruner's start: the median (and the front) pruner is assumed to stop
     :data:`MEDIAN_PRUNED_SHARE` of them at ``min_epochs``; successive halving lets
     1/``reduction_factor`` of the trials reaching a rung (``min_epochs`` times a power of the
     factor) go on; hyperband is successive halving in brackets that start at later rungs, each
@@ -154,7 +154,7 @@ def expected_run(pruner: PrunerSettings, epochs: int, max_epochs: int) -> tuple[
     """
     if pruner.type == "none" or pruner.min_epochs >= epochs:
         return float(epochs), 1.0
-    if pruner.type == "median":
+    if pruner.type in ("median", "front"):
         share = MEDIAN_PRUNED_SHARE
         return share * pruner.min_epochs + (1 - share) * epochs, 1 - share
     r = pruner.reduction_factor
@@ -246,6 +246,31 @@ def measure_steps(which: str, config: Configuration, threads: int) -> Timing:
         eval_s_per_image=eval_s / len(eval_split),
         epoch_overhead_s=max(0.0, record.seconds - train_s - eval_s) + checkpoint_s,
     )
+
+
+SPEED_BUDGET_S = 0.5
+"""About how long the timed steps of :func:`measure_images_per_s` may take."""
+
+
+def measure_images_per_s(spec: RunSpec, data: Any) -> float:
+    """Training images per second of ``spec``'s run on its device, in this process's threads:
+    one warm-up step, then at least :data:`MIN_STEPS` timed steps (about
+    :data:`SPEED_BUDGET_S`) on the head of ``data``'s training split. Nothing is written."""
+    from mixer_sweeps.data import DatasetSplits
+    from mixer_sweeps.training import Trainer
+
+    batch = spec.optim.batch_size
+    eval_split = _head(data.val if len(data.val) else data.test, 1)
+    warm = DatasetSplits(data.info, _head(data.train, batch), eval_split, eval_split)
+    trainer = Trainer(spec, data=warm)
+    record = trainer.run_epoch()
+    step_s = min(batch, len(data.train)) / record.images_per_s
+    most = max(1, math.ceil(len(data.train) / batch))
+    steps = min(most, max(MIN_STEPS, math.ceil(SPEED_BUDGET_S / max(step_s, 1e-6))))
+    trainer.data = DatasetSplits(
+        data.info, _head(data.train, steps * batch), eval_split, eval_split
+    ).to(trainer.device)
+    return trainer.run_epoch().images_per_s
 
 
 @functools.lru_cache(maxsize=4)

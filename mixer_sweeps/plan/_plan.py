@@ -358,7 +358,7 @@ def _describe_assumption(study_file: StudyFile) -> str:
     p = study_file.settings.pruner
     if p.type == "none":
         return "no pruner: every trial trains all its epochs (early stopping may end it sooner)"
-    if p.type == "median":
+    if p.type in ("median", "front"):
         return (
             f"the first {p.startup_trials} trials train all their epochs; of the later ones about"
             f" {MEDIAN_PRUNED_SHARE:.0%} are stopped at epoch {p.min_epochs} (min_epochs) and the"
@@ -383,9 +383,10 @@ def _trained_trials(study_file: StudyFile, grid_size: int | None) -> int | None:
 
 
 def _startup_share(study_file: StudyFile, trials: int | None) -> float:
-    """The share of the trials that no pruner judges (a median pruner's startup trials)."""
+    """The share of the trials that no pruner judges (a median or front pruner's startup
+    trials)."""
     p = study_file.settings.pruner
-    if p.type != "median" or not trials:
+    if p.type not in ("median", "front") or not trials:
         return 0.0  # without a count of trials, the long run: the startup trials are few
     return min(p.startup_trials, trials) / trials
 

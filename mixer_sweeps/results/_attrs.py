@@ -9,6 +9,8 @@ class StudyAttr:
     REPLICATES = "replicates"
     SPACE = "space"
     BASE = "base"
+    OBJECTIVES = "objectives"
+    """``[{"metric": ..., "direction": ...}]`` in the order of the values Optuna stores."""
 
 
 class TrialAttr:
@@ -23,6 +25,9 @@ class TrialAttr:
     TEST_ACC = "test_acc"
     EPOCHS = "epochs"
     NUM_PARAMS = "num_params"
+    COSTS = "costs"
+    """``{"params": int, "flops": int, "images_per_s": float}``: what the trial costs, set before
+    its first epoch in a study with several objectives (the front pruner reads it)."""
     SECONDS = "seconds"
     METRIC = "metric"
     DIRECTION = "direction"

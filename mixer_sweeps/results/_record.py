@@ -61,7 +61,7 @@ class StudyRecord:
         attrs = study.user_attrs
         space, base = attrs.get(StudyAttr.SPACE), attrs.get(StudyAttr.BASE)
         return cls(
-            direction=study.direction,
+            direction=study.directions[0],  # the learning metric's in a multi-objective study
             fingerprint=attrs.get(StudyAttr.FINGERPRINT),
             metric=attrs.get(StudyAttr.METRIC),
             replicates=attrs.get(StudyAttr.REPLICATES),

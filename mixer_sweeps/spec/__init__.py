@@ -58,7 +58,9 @@ __all__, __getattr__ = lazy_exports(
             "choice_label",
         ],
         "._study": [
+            "COST_DIRECTIONS",
             "ConfirmSettings",
+            "ObjectiveSettings",
             "PrunerSettings",
             "SamplerSettings",
             "StudyFile",

@@ -28,7 +28,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from pydantic import Field, model_validator
+from pydantic import Field, field_validator, model_validator
 
 from mixer_sweeps.spec._errors import FieldError
 from mixer_sweeps.spec._load import apply_overrides, validate_model
@@ -37,8 +37,8 @@ from mixer_sweeps.spec._space import Choices, Range, SearchSpace
 from mixer_sweeps.spec._yaml import YamlDocument
 from mixer_sweeps.training import HISTORY_COLUMNS
 
-SamplerType = Literal["tpe", "random", "grid", "cmaes", "qmc"]
-PrunerType = Literal["median", "hyperband", "successive_halving", "none"]
+SamplerType = Literal["tpe", "random", "grid", "cmaes", "qmc", "nsgaii"]
+PrunerType = Literal["median", "hyperband", "successive_halving", "front", "none"]
 
 Metric = Literal[tuple(c for c in HISTORY_COLUMNS if c != "epoch")]  # type: ignore[misc]
 Direction = Literal["maximize", "minimize"]
@@ -53,6 +53,19 @@ METRIC_DIRECTIONS: dict[str, Direction] = {
 """The direction a metric takes when ``study.direction`` is not given; ``lr`` has none. A
 direction against the name (maximise a loss) is allowed: it is what the file says."""
 
+COST_DIRECTIONS: dict[str, Direction] = {
+    "params": "minimize",
+    "flops": "minimize",
+    "images_per_s": "maximize",
+}
+"""The costs an objective may name, known before a trial trains, and their default directions:
+parameters and forward FLOPs per image as ``sweeps plan`` counts them, and training images per
+second measured in a few steps on the study's device. As an objective ``images_per_s`` is this
+cost, not the per-epoch field of the same name."""
+
+LEARNING_METRICS = tuple(c for c in HISTORY_COLUMNS if c not in ("epoch", *COST_DIRECTIONS))
+"""The per-epoch fields an objective may name: reported every epoch and pruned on."""
+
 # Every trial gets its own name, so searching or fixing these would be meaningless.
 
 MAX_GRID_POINTS = 1_000_000
@@ -64,7 +77,8 @@ class SamplerSettings(SpecSection):
 
     type: SamplerType = Field(
         "tpe",
-        description="tpe (multivariate TPE), random, grid (every point once), cmaes, qmc (Sobol).",
+        description="tpe (multivariate TPE), random, grid (every point once), cmaes, qmc (Sobol),"
+        " nsgaii (NSGA-II, for several objectives; tpe, random, grid and qmc take several too).",
     )
     seed: int | None = Field(
         0,
@@ -99,12 +113,26 @@ class SamplerSettings(SpecSection):
 class PrunerSettings(SpecSection):
     """When a lagging trial is stopped, judged on its per-epoch validation accuracy."""
 
-    type: PrunerType = Field("median", description="median, hyperband, successive_halving, none.")
+    type: PrunerType = Field(
+        "median",
+        description="median, hyperband, successive_halving, none; front (several objectives"
+        " only, and their default there): see mixer_sweeps.study.FrontPruner.",
+    )
     min_epochs: int = Field(
         1, ge=1, description="No trial is pruned before it has trained this many epochs."
     )
     startup_trials: int = Field(
-        5, ge=0, description="median only: trials that finish before any trial is pruned."
+        5,
+        ge=0,
+        description="median: trials that finish before any trial is pruned; front: that too,"
+        " and the fewest peers that cost no more than a trial before it can be pruned.",
+    )
+    percentile: float = Field(
+        50.0,
+        ge=0,
+        le=100,
+        description="front only: a trial is pruned when its metric at an epoch is worse than"
+        " this percentile of its peers' (the trials that cost no more) at that epoch.",
     )
     reduction_factor: int = Field(
         3,
@@ -136,6 +164,45 @@ class ConfirmSettings(SpecSection):
     )
 
 
+class ObjectiveSettings(SpecSection):
+    """One of ``study.objectives``: a per-epoch metric or a cost, and its direction."""
+
+    metric: str = Field(
+        description="A per-epoch field (val_acc, val_loss, ...) or a cost known before training:"
+        " params, flops (per image, forward), images_per_s (measured before training)."
+    )
+    direction: Direction | None = Field(
+        None,
+        description="maximize or minimize [default: by its name: minimize losses, params and"
+        " flops, maximize accuracies and images_per_s].",
+    )
+
+    @field_validator("metric")
+    @classmethod
+    def _known_metric(cls, metric: str) -> str:
+        if metric not in (*LEARNING_METRICS, *COST_DIRECTIONS):
+            raise ValueError(
+                f"must be a per-epoch metric {list(LEARNING_METRICS)} or a cost"
+                f" {list(COST_DIRECTIONS)}"
+            )
+        return metric
+
+    @model_validator(mode="after")
+    def _default_direction(self) -> ObjectiveSettings:
+        if self.direction is None:
+            direction = COST_DIRECTIONS.get(self.metric) or METRIC_DIRECTIONS.get(self.metric)
+            if direction is None:
+                raise FieldError(
+                    [("direction", f"{self.metric!r} has no default direction; give one")]
+                )
+            object.__setattr__(self, "direction", direction)
+        return self
+
+    @property
+    def is_cost(self) -> bool:
+        return self.metric in COST_DIRECTIONS
+
+
 class StudySettings(SpecSection):
     """The `study:` section."""
 
@@ -159,6 +226,13 @@ class StudySettings(SpecSection):
         None,
         description="maximize or minimize the metric [default: by its name: minimize losses and"
         " seconds, maximize accuracies and images_per_s].",
+    )
+    objectives: tuple[ObjectiveSettings, ...] | None = Field(
+        None,
+        min_length=1,
+        description="Instead of metric and direction: several objectives, e.g. [{metric:"
+        " val_acc}, {metric: params}]; exactly one is a per-epoch metric (reported every epoch"
+        " and pruned on), the others costs known before training. Null: the one metric.",
     )
     n_trials: int | None = Field(
         None,
@@ -212,6 +286,34 @@ class StudySettings(SpecSection):
         return self
 
     @model_validator(mode="after")
+    def _objectives_agree(self) -> StudySettings:
+        if self.objectives is None:
+            return self
+        given = [k for k in ("metric", "direction") if k in self.model_fields_set]
+        if given:
+            message = f"give either study.objectives or study.{given[0]}, not both"
+            raise FieldError([("objectives", message)])
+        problems = []
+        metrics = [o.metric for o in self.objectives]
+        for i, metric in enumerate(metrics):
+            if metric in metrics[:i]:
+                problems.append((f"objectives.{i}.metric", f"{metric!r} is given twice"))
+        learning = [o for o in self.objectives if not o.is_cost]
+        if len(learning) != 1:
+            found = [o.metric for o in learning]
+            message = "exactly one objective must be a per-epoch metric (it is reported every"
+            problems.append(("objectives", f"{message} epoch and pruned on) but got {found}"))
+        if problems:
+            raise FieldError(problems)
+        # Frozen: the learning metric stands in for ``metric``, so code that reports, prunes
+        # and records per-epoch values reads it where it always did.
+        object.__setattr__(self, "metric", learning[0].metric)
+        object.__setattr__(self, "direction", learning[0].direction)
+        if len(self.objectives) > 1 and "type" not in self.pruner.model_fields_set:
+            object.__setattr__(self, "pruner", self.pruner.model_copy(update={"type": "front"}))
+        return self
+
+    @model_validator(mode="after")
     def _direction_of_metric(self) -> StudySettings:
         if self.direction is None:
             direction = METRIC_DIRECTIONS.get(self.metric)
@@ -228,6 +330,28 @@ class StudySettings(SpecSection):
             # Frozen: filled once here, so every reader (fingerprint, runner) sees it set.
             object.__setattr__(self, "direction", direction)
         return self
+
+    @property
+    def objective_list(self) -> list[tuple[str, str]]:
+        """``[(metric, direction)]`` in the order of the values Optuna stores; one for a
+        single-objective study."""
+        if self.objectives is None:
+            return [(self.metric, self.direction or "maximize")]
+        return [(o.metric, o.direction or "maximize") for o in self.objectives]
+
+    @property
+    def learning_metric(self) -> str:
+        """The per-epoch metric: reported every epoch, pruned on."""
+        return self.metric
+
+    @property
+    def multi_objective(self) -> bool:
+        return len(self.objective_list) > 1
+
+    @property
+    def cost_metrics(self) -> list[str]:
+        """The objectives that are costs (params, flops, images_per_s), in objectives order."""
+        return [m for m, _ in self.objective_list if m in COST_DIRECTIONS]
 
 
 @dataclass(frozen=True)
@@ -312,6 +436,8 @@ class StudyFile:
         # Only where it differs from val_acc's only direction, so older studies keep their hash.
         if self.settings.direction != "maximize":
             payload["direction"] = self.settings.direction
+        if self.settings.multi_objective:
+            payload["objectives"] = self.settings.objective_list
         text = json.dumps(payload, sort_keys=True, separators=(",", ":"))
         return hashlib.sha256(text.encode("utf-8")).hexdigest()[:16]
 
@@ -329,7 +455,11 @@ def describe_study(study_file: StudyFile) -> str:
 
 def describe_search(settings: StudySettings) -> str:
     """``tpe sampler (seed 0), median pruner`` from a study's settings."""
-    text = f"{settings.sampler.type} sampler"
+    text = ""
+    if settings.multi_objective:
+        shown = ", ".join(f"{m} ({d})" for m, d in settings.objective_list)
+        text = f"objectives {shown}, "
+    text += f"{settings.sampler.type} sampler"
     if settings.sampler.seed is not None:
         text += f" (seed {settings.sampler.seed})"
     kind = settings.pruner.type

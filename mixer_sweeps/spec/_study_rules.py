@@ -123,6 +123,7 @@ def check_study_rules(
         problems.append(
             problem_at(doc, ("space", "seed"), "cannot be searched with study.replicates > 1")
         )
+    check_objective_rules(settings, doc, problems)
     if base_spec is not None and settings.pruner.type != "none":
         epochs = most_epochs(space, base_spec)
         if settings.pruner.min_epochs >= epochs:
@@ -134,6 +135,64 @@ def check_study_rules(
                     f" use pruner type none) but got {settings.pruner.min_epochs}",
                 )
             )
+
+
+SINGLE_OBJECTIVE_PRUNERS = ("median", "hyperband", "successive_halving")
+SINGLE_OBJECTIVE_SAMPLERS = ("cmaes",)
+
+
+def check_objective_rules(
+    settings: StudySettings, doc: YamlDocument, problems: list[Problem]
+) -> None:
+    """The sampler, pruner and confirmation against the number of objectives."""
+    pruner, sampler = settings.pruner.type, settings.sampler.type
+    count = len(settings.objective_list)
+    if settings.multi_objective:
+        if pruner in SINGLE_OBJECTIVE_PRUNERS:
+            problems.append(
+                problem_at(
+                    doc,
+                    ("study", "pruner", "type"),
+                    f"the {pruner} pruner judges one objective but study.objectives has {count};"
+                    " use front (compares a trial with those that cost no more) or none",
+                )
+            )
+        if sampler in SINGLE_OBJECTIVE_SAMPLERS:
+            problems.append(
+                problem_at(
+                    doc,
+                    ("study", "sampler", "type"),
+                    f"the {sampler} sampler takes one objective but study.objectives has"
+                    f" {count}; use nsgaii, tpe, random, grid or qmc",
+                )
+            )
+        if settings.confirm is not None:
+            problems.append(
+                problem_at(
+                    doc,
+                    ("study", "confirm"),
+                    "confirms the contenders for one best value, but study.objectives has"
+                    f" {count}: a front has no one best; leave confirm out",
+                )
+            )
+    elif pruner == "front":
+        problems.append(
+            problem_at(
+                doc,
+                ("study", "pruner", "type"),
+                "the front pruner compares trials that cost no more, so it needs a cost among"
+                " several study.objectives (e.g. [{metric: val_acc}, {metric: params}]); with one"
+                " objective use median",
+            )
+        )
+    if pruner != "front" and "percentile" in settings.pruner.model_fields_set:
+        problems.append(
+            problem_at(
+                doc,
+                ("study", "pruner", "percentile"),
+                f"only applies to the front pruner but the pruner is {pruner!r}",
+            )
+        )
 
 
 def check_enqueue(

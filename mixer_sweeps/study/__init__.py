@@ -3,7 +3,8 @@
 Modules, bottom up: ``_quiet`` (Optuna's logging silenced), ``_journal`` (the journal file's lock
 and the repair of a torn record), ``_storage`` (which storage, opened), ``_locks`` (the claim
 lock), ``_liveness`` (who runs a trial, its heartbeat, whether it lives), ``_recovery`` (dead
-workers' trials failed and queued again), ``_faults`` (the machine's faults), ``_algorithms``
+workers' trials failed and queued again), ``_faults`` (the machine's faults),
+``_front_pruner`` (the cost-aware pruner of a study with several objectives), ``_algorithms``
 (Optuna samplers and pruners built from the study file), ``_finished`` (a study with nothing
 left to run, told at once), ``_objective`` (one trial), ``_monitor`` (the live display),
 ``_worker`` (the claim loop), ``_placement`` (workers on cores and GPUs), ``_processes``
@@ -25,6 +26,9 @@ __all__, __getattr__ = lazy_exports(
             "make_pruner",
             "make_sampler",
             "stream_seed",
+        ],
+        "._front_pruner": [
+            "FrontPruner",
         ],
         "._finished": [
             "FinishedStudy",

@@ -71,4 +71,4 @@ def finished_study(
     counts = count_trials(frozen)
     if counts.finished < n_trials or (retry_failed and counts.failed):
         return None
-    return FinishedStudy(layout, n_trials, counts, best_trial(records(frozen), study.direction))
+    return FinishedStudy(layout, n_trials, counts, best_trial(records(frozen), study.directions[0]))

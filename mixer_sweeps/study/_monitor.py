@@ -113,7 +113,7 @@ class StudyMonitor:
             Text(f"{describe_counts(counts)}, {counts.running} running"),
         ]
         best = best_trial(self._trials)
-        if best is not None:
+        if best is not None and best.value is not None:
             rows.append(
                 Text(
                     f"best {best.value:.4f} (trial {best.number})  "

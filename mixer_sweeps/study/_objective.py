@@ -73,13 +73,13 @@ class PruningCallback(Callback):
         # A resumed run reports the epochs it restored, so the pruner sees its whole curve.
         with self.interrupt.paused():
             for record in trainer.history:
-                self.trial.report(getattr(record, self.metric), step=record.epoch)
+                self._report(getattr(record, self.metric), record.epoch)
 
     def on_epoch_end(self, trainer: Trainer, record: EpochRecord) -> Stop | None:
         with self.interrupt.paused():
             value = getattr(record, self.metric)
-            self.trial.report(value, step=record.epoch)
-            should_prune = self.prune and self.trial.should_prune()
+            self._report(value, record.epoch)
+            should_prune = self.prune and self._should_prune()
         if should_prune:
             pruner = type(self.trial.study.pruner).__name__
             return Stop(
@@ -87,6 +87,21 @@ class PruningCallback(Callback):
                 f"pruned by {pruner} after epoch {record.epoch} ({self.metric} {value:.4f})",
             )
         return None
+
+    # Optuna's Trial.report and should_prune refuse a study with several objectives (its
+    # pruners judge one); the learning metric is stored and judged the same way here.
+    def _report(self, value: float, step: int) -> None:
+        study = self.trial.study
+        if len(study.directions) == 1:
+            self.trial.report(value, step=step)
+        else:
+            study._storage.set_trial_intermediate_value(self.trial._trial_id, step, float(value))
+
+    def _should_prune(self) -> bool:
+        study = self.trial.study
+        if len(study.directions) == 1:
+            return self.trial.should_prune()
+        return study.pruner.prune(study, study._storage.get_trial(self.trial._trial_id))
 
 
 class DataCache:
@@ -138,7 +153,7 @@ class Objective:
         """Set when no trial of this worker can succeed: a fault of the machine (see
         :func:`~mixer_sweeps.study._faults.machine_fault`)."""
 
-    def __call__(self, trial: optuna.Trial) -> float:
+    def __call__(self, trial: optuna.Trial) -> float | tuple[float, ...]:
         trial.set_user_attr(attr.WORKER, self.worker)
         trial.set_user_attr(attr.METRIC, self.study_file.settings.metric)  # for live displays
         trial.set_user_attr(attr.RUN_DIR, self.layout.run_dir(trial.number))
@@ -151,7 +166,13 @@ class Objective:
                 if twin is not None:
                     return _reuse(trial, twin)
             with self.interrupt.armed():
-                return self._train(trial, params)
+                if not self.study_file.settings.multi_objective:
+                    return self._train(trial, params)
+                costs = self._costs(trial, params)
+                with self.interrupt.paused():
+                    trial.set_user_attr(attr.COSTS, costs)
+                value = self._train(trial, params)
+                return _values(self.study_file, value, costs)
         except (optuna.TrialPruned, UpdateFinishedTrialError):
             # UpdateFinishedTrialError: another worker took this one for dead and ended the
             # trial; nothing more can be stored in it (the worker says so and goes on).
@@ -190,6 +211,23 @@ class Objective:
                 return twin
             with self.interrupt.armed():
                 time.sleep(TWIN_POLL_S)
+
+    def _costs(self, trial: optuna.Trial, params: dict[str, Any]) -> dict[str, Any]:
+        """What the trial's configuration costs, known before it trains: parameters and forward
+        FLOPs per image as ``sweeps plan`` counts them, and training images/s measured on the
+        study's device when an objective needs them."""
+        from mixer_sweeps.plan import measure_images_per_s, model_cost
+
+        study_file = self.study_file
+        spec = study_file.trial_spec(
+            study_file.space.overrides(params), name=f"{study_file.name}-{trial.number}"
+        )
+        cost = model_cost(spec)
+        costs: dict[str, Any] = {"params": cost.parameters, "flops": cost.flops}
+        if "images_per_s" in study_file.settings.cost_metrics:
+            speed = measure_images_per_s(spec, self.data.get(spec.data))
+            costs["images_per_s"] = round(speed, 1)
+        return costs
 
     def _abandon(self, trial: optuna.Trial, reason: str) -> None:
         trial.set_user_attr(attr.ABANDONED, True)
@@ -303,7 +341,17 @@ def _twin(trial: optuna.Trial, params: dict[str, Any]) -> FrozenTrial | None:
     return next(running, None)
 
 
-def _reuse(trial: optuna.Trial, twin: FrozenTrial) -> float:
+def _values(study_file: StudyFile, value: float, costs: dict[str, Any]) -> tuple[float, ...]:
+    """A multi-objective trial's values in objectives order: the learning metric's ``value``,
+    the others from ``costs``."""
+    learning = study_file.settings.learning_metric
+    return tuple(
+        value if metric == learning else float(costs[metric])
+        for metric, _ in study_file.settings.objective_list
+    )
+
+
+def _reuse(trial: optuna.Trial, twin: FrozenTrial) -> float | tuple[float, ...]:
     """End ``trial`` as its finished ``twin`` (same params) ended, without training."""
     taken = TrialRecord.from_trial(twin)
     record = TrialRecord(
@@ -316,10 +364,13 @@ def _reuse(trial: optuna.Trial, twin: FrozenTrial) -> float:
         reason=f"same configuration as trial {twin.number}, not trained again",
     )
     _store(trial, record)
+    costs = twin.user_attrs.get(attr.COSTS)
+    if costs is not None:
+        trial.set_user_attr(attr.COSTS, costs)
     if twin.state == TrialState.PRUNED:
         raise optuna.TrialPruned(record.reason)
-    assert twin.value is not None
-    return twin.value
+    assert twin.values is not None
+    return twin.values[0] if len(twin.values) == 1 else tuple(twin.values)
 
 
 def _best(study_file: StudyFile, result: TrainResult) -> float:

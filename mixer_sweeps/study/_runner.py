@@ -22,6 +22,7 @@ from optuna.trial import FrozenTrial
 from rich.console import Console
 
 from mixer_sweeps.results import (
+    StudyAttr,
     StudyLayout,
     StudyRecord,
     TrialCounts,
@@ -210,17 +211,18 @@ def _place(
 def _open_study(
     study_file: StudyFile, storage: optuna.storages.BaseStorage, described: str
 ) -> optuna.Study:
+    objectives = study_file.settings.objective_list
     study = optuna.create_study(
         storage=storage,
         study_name=study_file.name,
-        direction=study_file.settings.direction,
+        directions=[direction for _, direction in objectives],
         load_if_exists=True,
     )
     fingerprint = study_file.fingerprint()
     stored = StudyRecord.from_study(study).fingerprint
     if stored is None:
         record = StudyRecord(
-            direction=study.direction,
+            direction=study.directions[0],
             fingerprint=fingerprint,
             metric=study_file.settings.metric,
             replicates=study_file.settings.replicates,
@@ -229,7 +231,10 @@ def _open_study(
         )
         for key, value in record.to_attrs().items():
             study.set_user_attr(key, value)
-        study.set_metric_names([study_file.settings.metric])
+        study.set_user_attr(
+            StudyAttr.OBJECTIVES, [{"metric": m, "direction": d} for m, d in objectives]
+        )
+        study.set_metric_names([metric for metric, _ in objectives])
     elif stored != fingerprint:
         changes = _changes(study, study_file)
         shown = "; ".join(changes[:5]) + (f"; and {len(changes) - 5} more" if changes[5:] else "")
@@ -271,7 +276,8 @@ def _changes(study: optuna.Study, study_file: StudyFile) -> list[str]:
         {
             "replicates": stored.replicates,
             "metric": stored.metric,
-            "direction": study.direction.name.lower(),
+            "direction": study.directions[0].name.lower(),
+            "objectives": _stored_objectives(study),
         },
     )
     new = flat(
@@ -281,6 +287,7 @@ def _changes(study: optuna.Study, study_file: StudyFile) -> list[str]:
             "replicates": settings.replicates,
             "metric": settings.metric,
             "direction": settings.direction,
+            "objectives": ", ".join(f"{m} ({d})" for m, d in settings.objective_list),
         },
     )
     changes = []
@@ -295,9 +302,24 @@ def _changes(study: optuna.Study, study_file: StudyFile) -> list[str]:
     return changes
 
 
+def _stored_objectives(study: optuna.Study) -> str:
+    """The stored study's objectives as ``_changes`` shows them: ``val_acc (maximize), ...``."""
+    stored = study.user_attrs.get(StudyAttr.OBJECTIVES)
+    if isinstance(stored, list):
+        return ", ".join(f"{o.get('metric')} ({o.get('direction')})" for o in stored)
+    names = study.metric_names or [None] * len(study.directions)
+    return ", ".join(
+        f"{n} ({d.name.lower()})" for n, d in zip(names, study.directions, strict=True)
+    )
+
+
 def _write_study_file(study_file: StudyFile, layout: StudyLayout) -> None:
+    settings = study_file.settings
+    # With objectives, metric and direction only mirror the learning one: written too, the
+    # saved file would give both, which a study file may not.
+    mirrored = {"metric", "direction"} if settings.objectives is not None else None
     resolved = {
-        "study": study_file.settings.model_dump(mode="json"),
+        "study": settings.model_dump(mode="json", exclude=mirrored),
         "fixed": study_file.fixed,
         "space": study_file.space.describe(),
         "base": study_file.base_spec.model_dump(mode="json"),

@@ -94,14 +94,23 @@ def work(
     study_file = config.study_file
     layout = config.layout
     storage = open_storage(config.storage_url, study_dir=layout.root)
+    settings = study_file.settings
+    learning_direction = settings.direction if settings.multi_objective else None
     study = optuna.load_study(
         study_name=study_file.name,
         storage=storage,
         # The study's seed until the worker's first trial picks its stream (stream_sampler).
         sampler=make_sampler(
-            study_file.settings.sampler, study_file.space, seed=study_file.settings.sampler.seed
+            study_file.settings.sampler,
+            study_file.space,
+            seed=study_file.settings.sampler.seed,
+            learning_direction=learning_direction,
         ),
-        pruner=make_pruner(study_file.settings.pruner, max_epochs=study_file.max_epochs),
+        pruner=make_pruner(
+            study_file.settings.pruner,
+            max_epochs=study_file.max_epochs,
+            study=study_file.settings,
+        ),
     )
     claim = FileLock(layout.claim_lock)
     claim_delay = float(os.environ.get(CLAIM_DELAY_ENV) or 0)
@@ -121,7 +130,7 @@ def work(
             first_trial = True
             surplus = False
 
-            def run_trial(trial: optuna.Trial) -> float:
+            def run_trial(trial: optuna.Trial) -> float | tuple[float, ...]:
                 nonlocal first_trial, surplus
                 if config.n_trials is not None and _beyond_budget(study, trial, config.n_trials):
                     surplus = True
@@ -130,7 +139,10 @@ def work(
                 if first_trial:
                     first_trial = False
                     sampler = stream_sampler(
-                        study_file.settings.sampler, study_file.space, first_trial=trial.number
+                        settings.sampler,
+                        study_file.space,
+                        first_trial=trial.number,
+                        learning_direction=learning_direction,
                     )
                     study.sampler = sampler or study.sampler
                 with worker.running(trial._trial_id):
