@@ -9,6 +9,9 @@ class StudyAttr:
     REPLICATES = "replicates"
     SPACE = "space"
     BASE = "base"
+    OBJECTIVES = "objectives"
+    """The study's objectives in Optuna's order: ``[{"metric": ..., "direction": ...}, ...]``
+    (one for a single-objective study; older studies lack it)."""
 
 
 class TrialAttr:
@@ -23,6 +26,9 @@ class TrialAttr:
     TEST_ACC = "test_acc"
     EPOCHS = "epochs"
     NUM_PARAMS = "num_params"
+    COSTS = "costs"
+    """What the trial costs, known before it trains: ``{"params": ..., "flops": ...,
+    "images_per_s": ...}``."""
     SECONDS = "seconds"
     METRIC = "metric"
     DIRECTION = "direction"
