@@ -264,7 +264,7 @@ def log_study_run(data: StudyData) -> Path | None:
         data.frame,
         study_name=results.name,
         objective=OBJECTIVE,
-        direction=results.study.direction.name.lower(),
+        direction=results.direction.name.lower(),
         importances={} if data.importances is None else data.importances.to_dict(),
         best=None
         if best is None

@@ -25,6 +25,8 @@ from mixer_sweeps.results._numbers import format_count, format_metric
 from mixer_sweeps.results._objectives import Objective, learning_index
 from mixer_sweeps.results._record import TrialRecord
 
+WHOLE = ("params", "flops")
+"""Costs that are counts."""
 REFERENCE_MARGIN = 0.1
 """The default reference point lies this share of each objective's range past its worst value,
 so that the worst trials still add to the volume."""
@@ -200,4 +202,7 @@ def objectives_summary(
 ) -> dict[str, float | None]:
     """A trial's objectives by name, as ``sweeps best --json`` and the front table show them."""
     values = objective_values(trial, objectives)
-    return {o.metric: v for o, v in zip(objectives, values, strict=True)}
+    return {
+        o.metric: int(v) if o.metric in WHOLE and v is not None and v.is_integer() else v
+        for o, v in zip(objectives, values, strict=True)
+    }
