@@ -84,7 +84,9 @@ def write_study(
     storage = open_storage(None, study_dir=layout.root)
     directions = [o["direction"] for o in objectives]
     study = optuna.create_study(storage=storage, study_name=name, directions=directions)
-    learning = next(o["metric"] for o in objectives if o["metric"] not in ("params", "flops", "images_per_s"))
+    learning = next(
+        o["metric"] for o in objectives if o["metric"] not in ("params", "flops", "images_per_s")
+    )
     record = StudyRecord(
         direction=study.directions[0],
         fingerprint=study_file.fingerprint(),
