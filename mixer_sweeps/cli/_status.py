@@ -236,27 +236,18 @@ def _render(s: StudyStatus, results: StudyResults) -> RenderableType:
     return Text("\n").join(lines)
 
 
-
 def _front_line(s: StudyStatus) -> RenderableType:
     """``front    3 configurations (maximize val_acc, minimize params); best val_acc 0.9000
     (trial 3), best params 1,000 (trial 0)``."""
     from rich.text import Text
 
-    from mixer_sweeps.results import format_objective, objectives_summary
+    from mixer_sweeps.results import describe_best_per
 
     aims = ", ".join(f"{o.direction} {o.metric}" for o in s.objectives)
     if not s.front:
         return Text(f"  front    none yet ({aims})")
     size = f"{len(s.front)} configuration{'s' * (len(s.front) != 1)}"
-    best = []
-    for objective, trial in s.best_per:
-        if trial is not None:
-            value = objectives_summary(trial, s.objectives)[objective.metric]
-            best.append(
-                f"best {objective.metric} {format_objective(objective.metric, value)}"
-                f" (trial {trial.number})"
-            )
-    return Text(f"  front    {size} ({aims}); " + ", ".join(best))
+    return Text(f"  front    {size} ({aims}); {describe_best_per(s.best_per, s.objectives)}")
 
 
 # -------------------------------------------------------------------------------------- best

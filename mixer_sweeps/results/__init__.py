@@ -43,6 +43,7 @@ __all__, __getattr__ = lazy_exports(
         "._front": [
             "Box",
             "best_per_objective",
+            "describe_best_per",
             "dominates",
             "format_objective",
             "hypervolume_box",

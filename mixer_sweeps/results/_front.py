@@ -76,9 +76,7 @@ def pareto_front(
             front.append(trial)
     order = [i for i, o in enumerate(objectives) if o.is_cost]
     order += [i for i in range(len(objectives)) if i not in order]
-    return sorted(
-        front, key=lambda t: (*(losses[t.number][i] for i in order), t.number)
-    )
+    return sorted(front, key=lambda t: (*(losses[t.number][i] for i in order), t.number))
 
 
 def best_per_objective(
@@ -206,3 +204,19 @@ def objectives_summary(
         o.metric: int(v) if o.metric in WHOLE and v is not None and v.is_integer() else v
         for o, v in zip(objectives, values, strict=True)
     }
+
+
+def describe_best_per(
+    best: Sequence[tuple[Objective, TrialRecord | None]], objectives: Sequence[Objective]
+) -> str:
+    """``best val_acc 0.9000 (trial 3), best params 1,000 (trial 0)``: what
+    :func:`best_per_objective` found, as status, the report and ``sweeps run`` write it."""
+    parts = []
+    for objective, trial in best:
+        if trial is not None:
+            value = objectives_summary(trial, objectives)[objective.metric]
+            parts.append(
+                f"best {objective.metric} {format_objective(objective.metric, value)}"
+                f" (trial {trial.number})"
+            )
+    return ", ".join(parts)
