@@ -264,7 +264,8 @@ def online_view(results: StudyResults, console: Console) -> None:
 
 
 def log_study_run(data: StudyData) -> Path | None:
-    """The study as one W&B run: its trials table, importances and best trial."""
+    """The study as one W&B run: its trials table, importances, best trial and, with several
+    objectives, its front table."""
     from mixer_sweeps.spec import RunSpec
     from mixer_sweeps.tracking import log_study
 
@@ -281,6 +282,7 @@ def log_study_run(data: StudyData) -> Path | None:
         else {"number": best.number, "value": best.value, "params": dict(best.params)},
         results_dir=results.study_dir,
         spec=RunSpec.model_validate(results.record.base),
+        front=front_table(results).frame.reset_index() if results.multi else None,
     )
 
 
