@@ -46,6 +46,7 @@ __all__, __getattr__ = lazy_exports(
             "describe_best_per",
             "dominates",
             "format_objective",
+            "front_configurations",
             "hypervolume_box",
             "hypervolume_history",
             "objective_values",

@@ -13,8 +13,8 @@ is the share of that box the front dominates, whatever the units (accuracy, para
 
 from __future__ import annotations
 
-import json
 import math
+import statistics
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -23,6 +23,7 @@ from optuna.trial import TrialState
 
 from mixer_sweeps.results._numbers import format_count, format_metric
 from mixer_sweeps.results._objectives import Objective, learning_index
+from mixer_sweeps.results._rank import _configuration, _trained, seed_scores
 from mixer_sweeps.results._record import TrialRecord
 
 WHOLE = ("params", "flops")
@@ -70,13 +71,33 @@ def pareto_front(
     for trial in scored:
         if any(dominates(losses[o.number], losses[trial.number]) for o in scored):
             continue
-        key = json.dumps(dict(trial.params), sort_keys=True, default=repr)
+        key = _configuration(trial)
         if key not in seen:
             seen.add(key)
             front.append(trial)
     order = [i for i, o in enumerate(objectives) if o.is_cost]
     order += [i for i in range(len(objectives)) if i not in order]
     return sorted(front, key=lambda t: (*(losses[t.number][i] for i in order), t.number))
+
+
+def front_configurations(
+    trials: Iterable[TrialRecord], objectives: Sequence[Objective]
+) -> tuple[list[tuple[dict[str, Any], float, tuple[int, ...]]], int]:
+    """The front's configurations as :func:`best_configurations` gives the best ones, cheapest
+    first: params, the seed-mean of the learning metric over every seed the configuration
+    trained, and the numbers of its trials; and how many distinct complete ones there were."""
+    trials = list(trials)
+    scores = seed_scores(trials)
+    numbers: dict[str, list[int]] = {}
+    for trial in _trained(trials):
+        numbers.setdefault(_configuration(trial), []).append(trial.number)
+    found = []
+    for trial in pareto_front(trials, objectives):
+        key = _configuration(trial)
+        found.append(
+            (dict(trial.params), statistics.fmean(scores[key]), tuple(sorted(numbers[key])))
+        )
+    return found, len(scores)
 
 
 def best_per_objective(
