@@ -47,6 +47,7 @@ def write_study(
     objectives: Sequence[dict[str, str]] = OBJECTIVES,
     replicates: int = 1,
     space: dict[str, Any] = SPACE,
+    run: dict[str, Any] = TINY_RUN,
 ) -> Path:
     """The study ``name`` in ``root/results/<name>/`` (study.yaml, study.journal) holding
     ``made``; returns its results folder."""
@@ -67,7 +68,7 @@ def write_study(
         },
         "fixed": FIXED,
         "space": space,
-        "run": TINY_RUN,
+        "run": run,
     }
     path = root / f"{name}.yaml"
     path.write_text(yaml.safe_dump(document, sort_keys=False), encoding="utf-8")
