@@ -89,7 +89,9 @@ def best(
     """The best trial of a study: its value (mean ± 95% CI with replicates), params and full run
     spec; --export writes that spec for `sweeps train`.
 
-    Best follows the study's direction (the highest val_acc, the lowest val_loss).
+    Best follows the study's direction (the highest val_acc, the lowest val_loss). A study of
+    several objectives lists its front, each configuration with its objectives; --trial N shows
+    (and --export writes) one of them.
     """
     from mixer_sweeps._progress import output_console
     from mixer_sweeps.results import (
@@ -107,7 +109,7 @@ def best(
         base = study_base(found)
     except ValueError as exc:
         raise fail(str(exc)) from None
-    direction = found.study.direction
+    direction = found.direction
     order = ranked(found.trials, direction)
     if trial is None:
         if not order:
@@ -117,6 +119,10 @@ def best(
                 f" {counts.running} running)",
                 code=EXIT_NOTHING,
             )
+        if found.multi:
+            _front(found, len(order), export=export, as_json=as_json, top=top)
+            if top is None:
+                return
         chosen = order[0]
     else:
         chosen = next((t for t in found.trials if t.number == trial), None)
@@ -163,6 +169,11 @@ def best(
         }
         if top_rows is not None:
             payload["top"] = top_rows
+        if found.multi:
+            from mixer_sweeps.cli._best_front import objectives_json, trial_objectives
+
+            payload["objectives"] = objectives_json(found)
+            payload["trial"].update(trial_objectives(found, chosen))
         typer.echo(json.dumps(payload, indent=2))
         return
     console = output_console()
@@ -182,6 +193,28 @@ def best(
         console.print(
             f"wrote trial {chosen.number}'s run spec to {written.where}{again}", markup=False
         )
+
+
+def _front(
+    found: StudyResults, complete: int, *, export: str | None, as_json: bool, top: int | None
+) -> None:
+    """A multi-objective study's front, unless ``--top`` asks for the best by the learning
+    metric; ``--export`` needs one trial of it."""
+    from mixer_sweeps.cli._best_front import front_payload, print_front
+
+    if export is not None:
+        raise fail(
+            f"study {found.name} has several objectives and no single best trial: give"
+            " --trial N (see `sweeps best` for its front) to export that trial"
+        )
+    if top is not None:
+        return
+    if as_json:
+        typer.echo(json.dumps(front_payload(found, complete), indent=2))
+        return
+    from mixer_sweeps._progress import output_console
+
+    print_front(output_console(), found, complete)
 
 
 def _value_text(found: StudyResults, row: dict[str, Any]) -> str:
@@ -211,18 +244,20 @@ def _print_trial(
     from mixer_sweeps.training import spec_to_yaml
 
     row = trial_summary(trial)
-    metric, direction = found.metric, found.study.direction.name.lower()
+    metric, direction = found.metric, found.direction.name.lower()
     where = (
         f"best of {complete} complete"
         if rank == 1
         else (f"rank {rank} of {complete} complete" if rank else trial.state.name.lower())
     )
-    console.print(
-        Text(
-            f"study {found.name}: trial {trial.number}, {where} ({metric}, {direction})",
-            style="bold",
-        )
-    )
+    how = f"{metric}, {direction}"
+    if found.multi:
+        from mixer_sweeps.cli._best_front import describe_objectives, trial_objectives
+
+        on_front = trial_objectives(found, trial)["on_front"]
+        where = "on the front" if on_front else trial.state.name.lower()
+        how = describe_objectives(found)
+    console.print(Text(f"study {found.name}: trial {trial.number}, {where} ({how})", style="bold"))
     value = f"  {metric} {_value_text(found, row)}"
     if row["per_seed"] and len(row["per_seed"]) > 1:
         seeds = ", ".join(
@@ -231,6 +266,10 @@ def _print_trial(
         )
         value += f" (mean ± 95% CI, Student's t, over {len(row['per_seed'])} seeds; {seeds})"
     console.print(value, markup=False)
+    if found.multi:
+        from mixer_sweeps.cli._best_front import print_objectives
+
+        print_objectives(console, found, trial)
     details = []
     if row["test_acc"] is not None:
         details.append(f"test acc {format_metric(row['test_acc'])}")
@@ -262,7 +301,7 @@ def _top_table(found: StudyResults, rows: list[dict[str, Any]], complete: int) -
     from mixer_sweeps.results import format_count, format_metric, format_value, short_names
 
     names = short_names([d.path for d in found.space])
-    metric, direction = found.metric, found.study.direction.name.lower()
+    metric, direction = found.metric, found.direction.name.lower()
     ci = found.replicates > 1
     title = (
         f"study {found.name}: top {len(rows)} of {complete} complete trials ({direction} {metric}"

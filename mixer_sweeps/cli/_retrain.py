@@ -25,6 +25,14 @@ def retrain(
         ),
     ] = None,
     top: Annotated[int, typer.Option(help="Best distinct configurations to retrain.")] = 3,
+    front: Annotated[
+        bool,
+        typer.Option(
+            "--front",
+            help="Retrain every configuration of a multi-objective study's front (instead of"
+            " --top); the summary gives each one's objectives, the learning metric ± 95% CI.",
+        ),
+    ] = False,
     seeds: Annotated[int, typer.Option(help="Fresh seeds per configuration (seed + 1000 on).")] = 5,
     epochs: Annotated[
         int | None,
@@ -38,7 +46,8 @@ def retrain(
     results: Annotated[Path, typer.Option(help="Results folder.")] = Path("results"),
     storage: StorageOption = None,
 ) -> None:
-    """Train the best configurations again with fresh seeds; test accuracy as mean ± 95% CI.
+    """Train the best configurations (--front: a multi-objective study's front) again with fresh
+    seeds; test accuracy as mean ± 95% CI.
 
     The search's best val score is optimistic (the best of N on the split that chose it); this
     is the number to quote. Early stopping is off unless the spec sets it. Results go to
@@ -60,8 +69,10 @@ def retrain(
     try:
         is_study = study_file.is_dir() or "study" in read_yaml(study_file).data
         if is_study:
-            plan = _plan_study(study_file, top, seeds, epochs, results, storage)
+            plan = _plan_study(study_file, top, seeds, epochs, results, storage, front=front)
         else:
+            if front:
+                raise RetrainError(f"--front needs a study; {study_file} is a run spec")
             from mixer_sweeps.retrain import plan_spec_retrain
 
             plan = plan_spec_retrain(study_file, seeds=seeds, epochs=epochs, results_dir=results)
@@ -80,7 +91,8 @@ def retrain(
     if warning is not None:
         typer.echo(f"warning: {warning}", err=True)
     check_writable(plan.root, "results folder")
-    again = ["sweeps", "retrain", str(study_file), "--top", str(top), "--seeds", str(seeds)]
+    again = ["sweeps", "retrain", str(study_file), "--seeds", str(seeds)]
+    again[3:3] = ["--front"] if front else ["--top", str(top)]
     if epochs is not None:
         again += ["--epochs", str(epochs)]
     if storage is not None:
@@ -92,7 +104,9 @@ def retrain(
         _update_report(plan, results, storage)
 
 
-def _plan_study(study_file: Path, top: int, seeds: int, epochs, results: Path, storage):
+def _plan_study(
+    study_file: Path, top: int, seeds: int, epochs, results: Path, storage, *, front: bool
+):
     from mixer_sweeps.results import ReportError, StudyLayout, load_results
     from mixer_sweeps.retrain import RetrainError, plan_retrain
     from mixer_sweeps.spec import load_saved_study, load_study_file, read_yaml
@@ -113,6 +127,11 @@ def _plan_study(study_file: Path, top: int, seeds: int, epochs, results: Path, s
             f" replicates than {study_file} says now (fingerprint {stored}, the file gives"
             f" {loaded.fingerprint()}); retrain with the study file it was run with"
         )
+    if front and not found.multi:
+        raise RetrainError(
+            f"--front needs a study of several objectives; {found.name} has one"
+            f" ({found.metric}): retrain its best with --top"
+        )
     return plan_retrain(
         loaded,
         found.trials,
@@ -121,6 +140,7 @@ def _plan_study(study_file: Path, top: int, seeds: int, epochs, results: Path, s
         seeds=seeds,
         epochs=epochs,
         results_dir=results,
+        objectives=found.objectives if front else (),
     )
 
 

@@ -207,7 +207,9 @@ def _render(s: StudyStatus, results: StudyResults) -> RenderableType:
     if c.retried:
         trials.append(f" ({c.retried} failed attempts queued again)", style="dim")
     lines.append(trials)
-    if s.best is None:
+    if s.multi:
+        lines.append(_front_line(s))
+    elif s.best is None:
         lines.append(Text(f"  best     none yet ({metric}, {direction})"))
     else:
         names = short_names([d.path for d in results.space])
@@ -232,6 +234,20 @@ def _render(s: StudyStatus, results: StudyResults) -> RenderableType:
     eta = "done" if s.done else f"ETA {format_duration(s.eta_s)} ({s.eta_note})"
     lines.append(Text(f"  time     elapsed {format_duration(s.elapsed_s)}, {eta}"))
     return Text("\n").join(lines)
+
+
+def _front_line(s: StudyStatus) -> RenderableType:
+    """``front    3 configurations (maximize val_acc, minimize params); best val_acc 0.9000
+    (trial 3), best params 1,000 (trial 0)``."""
+    from rich.text import Text
+
+    from mixer_sweeps.results import describe_best_per
+
+    aims = ", ".join(f"{o.direction} {o.metric}" for o in s.objectives)
+    if not s.front:
+        return Text(f"  front    none yet ({aims})")
+    size = f"{len(s.front)} configuration{'s' * (len(s.front) != 1)}"
+    return Text(f"  front    {size} ({aims}); {describe_best_per(s.best_per, s.objectives)}")
 
 
 # -------------------------------------------------------------------------------------- best

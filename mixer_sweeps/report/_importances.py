@@ -93,18 +93,21 @@ def param_importances(
 ) -> tuple[Importances | None, str]:
     """Bootstrap fANOVA importances of a study's parameters, or None and why there are none;
     the str is the method (or that reason)."""
-    return study_importances(results.study, results.metric, resamples)
+    return study_importances(results.study, results.metric, resamples, results.record.learning)
 
 
 def study_importances(
-    study: optuna.Study, metric: str, resamples: int = RESAMPLES
+    study: optuna.Study, metric: str, resamples: int = RESAMPLES, learning: int = 0
 ) -> tuple[Importances | None, str]:
-    """:func:`param_importances` of any Optuna study whose objective is ``metric``."""
+    """:func:`param_importances` of any Optuna study whose objective is ``metric``; in a
+    multi-objective study, for the learning metric, objective ``learning``."""
     complete = [
         t
         for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
         if not is_surplus(t)
     ]
+    if len(study.directions) > 1:
+        complete = _one_objective(complete, learning)
     metric = metric.replace("_", " ")
     if len(complete) < MIN_IMPORTANCE_TRIALS:
         return None, (
@@ -113,7 +116,7 @@ def study_importances(
     if len({t.value for t in complete}) == 1:
         return None, f"every complete trial has the same {metric}"
     try:
-        estimates = _bootstrap(study, complete, resamples)
+        estimates = _bootstrap(study.directions[learning], complete, resamples)
     except (ValueError, RuntimeError) as exc:
         return None, f"could not be computed: {exc}"
     if estimates.empty:
@@ -130,7 +133,23 @@ def study_importances(
     return found, found.note
 
 
-def _bootstrap(study: optuna.Study, complete: list[Any], resamples: int) -> pd.DataFrame:
+def _one_objective(trials: list[Any], learning: int) -> list[Any]:
+    """The trials with their learning metric's value alone: fANOVA ranks one objective."""
+    from optuna.trial import create_trial
+
+    return [
+        create_trial(
+            params=t.params,
+            distributions=t.distributions,
+            value=t.values[learning],
+            user_attrs=t.user_attrs,
+        )
+        for t in trials
+        if t.values is not None and len(t.values) > learning
+    ]
+
+
+def _bootstrap(direction: Any, complete: list[Any], resamples: int) -> pd.DataFrame:
     """One row of normalised importances per resample; resamples of a single value are skipped."""
     import optuna
 
@@ -141,7 +160,7 @@ def _bootstrap(study: optuna.Study, complete: list[Any], resamples: int) -> pd.D
             drawn = [complete[i] for i in rng.integers(0, len(complete), len(complete))]
             if len({t.value for t in drawn}) == 1:
                 continue
-            sample = optuna.create_study(direction=study.direction)
+            sample = optuna.create_study(direction=direction)
             sample.add_trials(drawn)
             evaluator = optuna.importance.FanovaImportanceEvaluator(n_trees=TREES, seed=seed)
             rows.append(optuna.importance.get_param_importances(sample, evaluator=evaluator))

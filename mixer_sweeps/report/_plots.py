@@ -227,7 +227,7 @@ def study_plots(
         plots.append(
             Plot(importances.title, importances_plot(importances, out / "importances.png"))
         )
-    figure = pareto_figure(frame)
+    figure = None if results.multi else pareto_figure(frame)  # the front plot is the study's own
     if figure is not None:
         caption = (
             "Best val acc against the number of parameters. Red: the Pareto front (no trial has"

@@ -62,7 +62,7 @@ def trial_values(results: StudyResults) -> pd.DataFrame:
 
 
 def _maximize(results: StudyResults) -> bool:
-    return results.study.direction.name == "MAXIMIZE"
+    return results.direction.name == "MAXIMIZE"
 
 
 def history_figure(studies: Sequence[StudyResults]) -> Figure:

@@ -33,7 +33,9 @@ SUMMARY_MD = "summary.md"
 RUNS_CSV = "runs.csv"
 SEARCH = "search "
 """Prefix of the column holding the search's value (``search val_acc``)."""
-_METRICS = ("seeds", "failed", "test acc", CI, "std", "best val acc", "epochs", "params")
+VAL_CI = f"best val acc {CI}"
+"""With ``--front``: the CI of the best val acc over the seeds, beside its mean."""
+_METRICS = ("seeds", "failed", "test acc", CI, "std", "best val acc", VAL_CI, "epochs", "params")
 SEARCH_EPOCHS = f"{SEARCH}epochs"
 """The column of the epochs the search trained, there only when the retrain's differ."""
 _COUNTS = ("epochs", SEARCH_EPOCHS)
@@ -105,6 +107,9 @@ def summary_table(plan: RetrainPlan, outcomes: Sequence[RunOutcome]) -> Table:
         row[CI] = ci95(mine["test_acc"])
         row["std"] = mine["test_acc"].std()
         row["best val acc"] = mine["best_val_acc"].mean()
+        if plan.front:
+            row[VAL_CI] = ci95(mine["best_val_acc"])
+            row.update({m: v for m, v in config.costs.items() if m != "params"})
         if plan.metric is not None:
             row[f"{SEARCH}{plan.metric}"] = config.search_value
         row["epochs"] = mine["epochs"].mean()
@@ -115,7 +120,10 @@ def summary_table(plan: RetrainPlan, outcomes: Sequence[RunOutcome]) -> Table:
     frame = pd.DataFrame(rows).set_index("config")
     if "params" in frame:
         frame["params"] = frame["params"].astype("Int64")
+    costs = tuple(dict.fromkeys(m for c in plan.configurations for m in c.costs if m != "params"))
     title = "Retrained: test accuracy over fresh seeds"
+    if plan.front:
+        title = "Retrained front: each configuration over fresh seeds"
     if plan.other_protocol:
         assert plan.epochs is not None
         title += f", {protocol([plan.epochs], list(plan.search_epochs))}"
@@ -124,7 +132,7 @@ def summary_table(plan: RetrainPlan, outcomes: Sequence[RunOutcome]) -> Table:
         title,
         frame,
         _note(plan),
-        params=(*names.values(), *_COUNTS),
+        params=(*names.values(), *_COUNTS, *costs),
     )
 
 
@@ -136,10 +144,21 @@ def _note(plan: RetrainPlan) -> str:
         if plan.direction is not None
         else f"The run spec {plan.source}"
     )
+    if plan.front:
+        aims = ", ".join(f"{o.direction} {o.metric}" for o in plan.objectives)
+        what = (
+            f"The {len(plan.configurations)} configurations of the front ({aims}) among"
+            f" {plan.distinct} distinct complete ones, each"
+        )
     note = (
         f"{what} trained again with {seeds}; test acc: mean, {CI} (Student's t) and std over"
         " the seeds, each run tested once with its best-validation weights."
     )
+    if plan.front:
+        note += (
+            f" best val acc: mean and {CI} over the seeds; the costs (params, ...) are the"
+            " configuration's own, the same for every seed."
+        )
     if plan.other_protocol:
         return f"{note} {OTHER_PROTOCOL}"
     return note + (f" {QUOTE}" if plan.direction is not None else "")
@@ -194,6 +213,10 @@ def retrained_tables(study_dir: Path) -> list[Table]:
         " and std over the seeds, each run tested once with its best-validation weights."
     )
     title = "Retrained: the number to quote"
+    if VAL_CI in frame:
+        note = note.replace("The best configurations of the search", "The front's configurations")
+        note += f" best val acc: mean and {CI} over the seeds; the costs are the configuration's."
+        title = "Retrained front: the numbers to quote"
     if SEARCH_EPOCHS in frame and frame[SEARCH_EPOCHS].notna().any():
         ran = [round(e) for e in frame["epochs"].dropna()] or [0]
         shown_protocol = protocol(ran, [int(e) for e in frame[SEARCH_EPOCHS].dropna()])

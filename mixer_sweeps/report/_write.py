@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Literal
 import pandas as pd
 
 from mixer_sweeps.report._frame import OBJECTIVE, trials_frame
+from mixer_sweeps.report._front import FRONT_PNG, HYPERVOLUME_PNG, front_plots, front_table
 from mixer_sweeps.report._importances import Importances, param_importances
 from mixer_sweeps.report._plots import history_plot, study_plots
 from mixer_sweeps.report._render import Report, print_report, to_html, to_latex, to_markdown
@@ -21,13 +22,16 @@ from mixer_sweeps.report._retrain import retrained_tables
 from mixer_sweeps.report._tables import Table, ablation_tables, levels_frame, top_table
 from mixer_sweeps.results import (
     StudyResults,
+    best_per_objective,
     best_trial,
     ci95,
     count_trials,
+    describe_best_per,
     describe_counts,
     format_count,
     format_metric,
     format_params,
+    pareto_front,
     results_of,
     short_names,
 )
@@ -49,6 +53,8 @@ _PLOT_FILES = (
     "importances.png",
     "pareto.png",
     "learning_curves.png",
+    FRONT_PNG,
+    HYPERVOLUME_PNG,
 )
 
 
@@ -92,6 +98,8 @@ def build_report(data: StudyData, out: Path, *, plots: bool = True) -> Report:
     results, frame, importances = data.results, data.frame, data.importances
     complete = (frame["state"] == "COMPLETE").any()
     tables = [top_table(results, frame)] if complete else []
+    if complete and results.multi:
+        tables.insert(0, front_table(results))
     tables[:0] = retrained_tables(results.study_dir)  # the number to quote comes first
     tables += ablation_tables(results, frame)
     if importances is not None:
@@ -102,6 +110,8 @@ def build_report(data: StudyData, out: Path, *, plots: bool = True) -> Report:
     if plots:
         levels = levels_frame(results, frame)
         drawn = study_plots(results, frame, levels, out, importances=importances)
+        if results.multi and drawn:
+            drawn[1:1] = front_plots(results, out)  # after the optimisation history
     summary = _summary(results, frame)
     if importances is None:
         summary.append(f"parameter importances: {data.importances_note}")
@@ -254,7 +264,8 @@ def online_view(results: StudyResults, console: Console) -> None:
 
 
 def log_study_run(data: StudyData) -> Path | None:
-    """The study as one W&B run: its trials table, importances and best trial."""
+    """The study as one W&B run: its trials table, importances, best trial and, with several
+    objectives, its front table."""
     from mixer_sweeps.spec import RunSpec
     from mixer_sweeps.tracking import log_study
 
@@ -264,13 +275,14 @@ def log_study_run(data: StudyData) -> Path | None:
         data.frame,
         study_name=results.name,
         objective=OBJECTIVE,
-        direction=results.study.direction.name.lower(),
+        direction=results.direction.name.lower(),
         importances={} if data.importances is None else data.importances.to_dict(),
         best=None
         if best is None
         else {"number": best.number, "value": best.value, "params": dict(best.params)},
         results_dir=results.study_dir,
         spec=RunSpec.model_validate(results.record.base),
+        front=front_table(results).frame.reset_index() if results.multi else None,
     )
 
 
@@ -310,9 +322,15 @@ def _summary(results: StudyResults, frame: pd.DataFrame) -> list[str]:
         f"{seeds} seed{'s' if seeds > 1 else ''} per configuration",
         f"objective: best {settings.metric}" + (" (mean over seeds)" if seeds > 1 else ""),
     ]
+    if results.multi:
+        how[-1] = "objectives: " + ", ".join(
+            f"{o.direction} {o.metric}" for o in results.objectives
+        )
     lines = [line, ", ".join(how)]
     best = best_trial(results.trials)
-    if best is not None:
+    if results.multi:
+        lines += _front_summary(results)
+    elif best is not None:
         row = frame.set_index("number").loc[best.number]
         value = f"{best.metric.replace('_', ' ')} "
         value += format_metric(best.value, ci95(best.best) if seeds > 1 else None)
@@ -328,6 +346,19 @@ def _summary(results: StudyResults, frame: pd.DataFrame) -> list[str]:
         lines.append(f"best: trial {best.number}, {', '.join(details)}")
         lines.append(f"best params: {format_params(best.params)}")
     return lines
+
+
+def _front_summary(results: StudyResults) -> list[str]:
+    """``front: 3 configurations (trials 0, 1, 3); best val_acc 0.9000 (trial 3), ...``."""
+    front = pareto_front(results.trials, results.objectives)
+    if not front:
+        return []
+    best = describe_best_per(
+        best_per_objective(results.trials, results.objectives), results.objectives
+    )
+    numbers = ", ".join(str(t.number) for t in front)
+    plural = "s" * (len(front) != 1)
+    return [f"front: {len(front)} configuration{plural} (trial{plural} {numbers}); {best}"]
 
 
 def _best_spec(results: StudyResults) -> str | None:

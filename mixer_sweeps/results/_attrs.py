@@ -10,7 +10,8 @@ class StudyAttr:
     SPACE = "space"
     BASE = "base"
     OBJECTIVES = "objectives"
-    """``[{"metric": ..., "direction": ...}]`` in the order of the values Optuna stores."""
+    """The study's objectives in Optuna's order: ``[{"metric": ..., "direction": ...}, ...]``
+    (one for a single-objective study; older studies lack it)."""
 
 
 class TrialAttr:
@@ -26,8 +27,8 @@ class TrialAttr:
     EPOCHS = "epochs"
     NUM_PARAMS = "num_params"
     COSTS = "costs"
-    """``{"params": int, "flops": int, "images_per_s": float}``: what the trial costs, set before
-    its first epoch in a study with several objectives (the front pruner reads it)."""
+    """What the trial costs, known before it trains: ``{"params": ..., "flops": ...,
+    "images_per_s": ...}``."""
     SECONDS = "seconds"
     METRIC = "metric"
     DIRECTION = "direction"

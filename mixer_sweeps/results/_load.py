@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from mixer_sweeps.results._layout import StudyLayout
+from mixer_sweeps.results._objectives import Objective
 from mixer_sweeps.results._rank import best_trial
 from mixer_sweeps.results._record import StudyRecord, TrialRecord, records
 from mixer_sweeps.spec import SearchSpace, SpecError, StudySettings, read_yaml
@@ -21,6 +22,7 @@ from mixer_sweeps.study import check_storage_url, journal_path, open_storage, re
 
 if TYPE_CHECKING:
     import optuna
+    from optuna.study import StudyDirection
 
 
 class ReportError(ValueError):
@@ -53,9 +55,29 @@ class StudyResults:
 
     @property
     def metric(self) -> str:
-        """The objective's name: the storage's, else the saved study file's."""
+        """The objective's name (the learning metric's in a multi-objective study): the
+        storage's, else the saved study file's."""
+        if self.record.multi:
+            return self.record.objectives[self.record.learning].metric
         names = self.study.metric_names
         return names[0] if names and names[0] else self.settings.metric
+
+    @property
+    def objectives(self) -> tuple[Objective, ...]:
+        """Every objective in Optuna's order; one, :attr:`metric`, in a single-objective study."""
+        if self.record.multi:
+            return self.record.objectives
+        return (Objective(self.metric, self.direction.name.lower()),)
+
+    @property
+    def multi(self) -> bool:
+        """Whether the study has several objectives (a front rather than a best trial)."""
+        return self.record.multi
+
+    @property
+    def direction(self) -> StudyDirection:
+        """The direction of :attr:`metric`."""
+        return self.record.direction
 
     def trial_dir(self, trial: TrialRecord) -> Path:
         return self.layout.trial_path(trial.number, trial.run_dir)
@@ -156,16 +178,18 @@ def results_of(study: optuna.Study, study_dir: Path) -> StudyResults:
         space=space,
         settings=settings,
         record=record,
-        trials=records(study.get_trials(deepcopy=False)),
+        trials=records(study.get_trials(deepcopy=False), record.learning),
     )
 
 
 def stored_best(storage: optuna.storages.BaseStorage, name: str) -> TrialRecord | None:
-    """The best complete trial of study ``name`` in an open storage, by the study's direction."""
+    """The best complete trial of study ``name`` in an open storage, by the study's direction
+    (the learning metric's in a multi-objective study)."""
     import optuna
 
     study = optuna.load_study(study_name=name, storage=storage)
-    return best_trial(records(study.get_trials(deepcopy=False)), study.direction)
+    record = StudyRecord.from_study(study)
+    return best_trial(records(study.get_trials(deepcopy=False), record.learning), record.direction)
 
 
 def read_resolved(path: Path) -> dict[str, Any]:

@@ -28,6 +28,7 @@ from optuna.study import StudyDirection
 from optuna.trial import FrozenTrial, TrialState
 
 from mixer_sweeps.results._attrs import StudyAttr, TrialAttr
+from mixer_sweeps.results._objectives import Objective, learning_index, parse_objectives
 
 if TYPE_CHECKING:
     import optuna
@@ -37,7 +38,10 @@ if TYPE_CHECKING:
 class StudyRecord:
     """What a study keeps in storage beside its trials: the study file's fingerprint, its metric
     and direction, replicates, search space (as :meth:`SearchSpace.describe` gives it) and the
-    resolved base spec. A study stored by an older version may lack any but the direction."""
+    resolved base spec. A study stored by an older version may lack any but the direction.
+
+    ``direction`` is the learning metric's; ``objectives`` are all of them in Optuna's order
+    (one for a single-objective study)."""
 
     direction: StudyDirection
     fingerprint: str | None = None
@@ -45,25 +49,45 @@ class StudyRecord:
     replicates: int | None = None
     space: dict[str, Any] | None = None
     base: dict[str, Any] | None = None
+    objectives: tuple[Objective, ...] = ()
+
+    @property
+    def learning(self) -> int:
+        """Where the learning metric is among the objectives (and a trial's values)."""
+        return learning_index(self.objectives)
+
+    @property
+    def multi(self) -> bool:
+        return len(self.objectives) > 1
 
     def to_attrs(self) -> dict[str, Any]:
-        """The study's user attrs (the direction is Optuna's own)."""
-        return {
+        """The study's user attrs (the directions are Optuna's own; ``objectives`` when set)."""
+        attrs: dict[str, Any] = {
             StudyAttr.FINGERPRINT: self.fingerprint,
             StudyAttr.METRIC: self.metric,
             StudyAttr.REPLICATES: self.replicates,
             StudyAttr.SPACE: self.space,
             StudyAttr.BASE: self.base,
         }
+        if self.objectives:
+            attrs[StudyAttr.OBJECTIVES] = [
+                {"metric": o.metric, "direction": o.direction} for o in self.objectives
+            ]
+        return attrs
 
     @classmethod
     def from_study(cls, study: optuna.Study) -> StudyRecord:
         attrs = study.user_attrs
         space, base = attrs.get(StudyAttr.SPACE), attrs.get(StudyAttr.BASE)
+        directions = [d.name.lower() for d in study.directions]
+        metric = attrs.get(StudyAttr.METRIC)
+        objectives = parse_objectives(attrs.get(StudyAttr.OBJECTIVES), directions, metric)
+        learning = learning_index(objectives)
         return cls(
-            direction=study.directions[0],  # the learning metric's in a multi-objective study
+            direction=study.directions[learning],
+            objectives=objectives,
             fingerprint=attrs.get(StudyAttr.FINGERPRINT),
-            metric=attrs.get(StudyAttr.METRIC),
+            metric=metric if len(objectives) == 1 else objectives[learning].metric,
             replicates=attrs.get(StudyAttr.REPLICATES),
             space=space if isinstance(space, dict) else None,
             base=base if isinstance(base, dict) else None,
@@ -83,7 +107,12 @@ class TrialRecord:
     state: TrialState
     params: Mapping[str, Any] = field(default_factory=dict)
     value: float | None = None
-    """The objective Optuna stores: the mean of ``best`` for a complete trial."""
+    """The objective Optuna stores: the mean of ``best`` for a complete trial (the learning
+    metric's value in a multi-objective study)."""
+    values: tuple[float, ...] = ()
+    """Every objective's value, in the study's order: ``(value,)`` in a single-objective study."""
+    costs: Mapping[str, float] = field(default_factory=dict)
+    """What the trial costs, known before it trains (``params``, ``flops``, ``images_per_s``)."""
     metric: str = "val_acc"
     """The study's metric, a per-epoch history field."""
     direction: str = "maximize"
@@ -180,14 +209,19 @@ class TrialRecord:
         return attrs
 
     @classmethod
-    def from_trial(cls, trial: FrozenTrial) -> TrialRecord:
+    def from_trial(cls, trial: FrozenTrial, learning: int = 0) -> TrialRecord:
+        """The record of ``trial``; ``learning``: where the learning metric is in its values."""
         attrs = trial.user_attrs
         metric = attrs.get(TrialAttr.METRIC, "val_acc")
+        values = tuple(float(v) for v in trial.values or ())
+        costs = attrs.get(TrialAttr.COSTS)
         return cls(
             number=trial.number,
             state=trial.state,
             params=dict(trial.params),
-            value=trial.value if trial.values is not None and len(trial.values) == 1 else None,
+            value=values[learning] if len(values) > learning else None,
+            values=values,
+            costs=dict(costs) if isinstance(costs, dict) else {},
             seeds=tuple(attrs.get(TrialAttr.SEEDS) or ()),
             metric=metric,
             direction=attrs.get(TrialAttr.DIRECTION, "maximize"),
@@ -229,8 +263,10 @@ def is_surplus(trial: FrozenTrial) -> bool:
     )
 
 
-def records(trials: Iterable[FrozenTrial]) -> list[TrialRecord]:
-    return [TrialRecord.from_trial(t) for t in trials if not is_surplus(t)]
+def records(trials: Iterable[FrozenTrial], learning: int = 0) -> list[TrialRecord]:
+    """The trials that are trials of the study; ``learning``: where the learning metric is in
+    their values (:attr:`StudyRecord.learning`)."""
+    return [TrialRecord.from_trial(t, learning) for t in trials if not is_surplus(t)]
 
 
 def retried_numbers(trials: Iterable[TrialRecord]) -> set[int]:

@@ -25,7 +25,9 @@ from typing import Any
 from optuna.study import StudyDirection
 from optuna.trial import TrialState
 
+from mixer_sweeps.results._front import best_per_objective, objectives_summary, pareto_front
 from mixer_sweeps.results._layout import StudyLayout
+from mixer_sweeps.results._objectives import Objective
 from mixer_sweeps.results._rank import ranked
 from mixer_sweeps.results._record import TrialCounts, TrialRecord, count_trials
 from mixer_sweeps.study import WorkerIdentity, why_abandoned
@@ -53,6 +55,35 @@ class StudyStatus:
     trial_s: float | None = None
     """Mean duration of a finished trial."""
     extra: dict[str, Any] = field(default_factory=dict)
+    objectives: tuple[Objective, ...] = ()
+    """With several objectives, the study's: then :attr:`front` and :attr:`best_per` are set."""
+    front: tuple[TrialRecord, ...] = ()
+    best_per: tuple[tuple[Objective, TrialRecord | None], ...] = ()
+    """Each objective and the complete trial best on it."""
+
+    @property
+    def multi(self) -> bool:
+        return len(self.objectives) > 1
+
+    def front_json(self) -> dict[str, Any]:
+        """The front and the best per objective, as ``sweeps status --json`` shows them."""
+        return {
+            "objectives": [{"metric": o.metric, "direction": o.direction} for o in self.objectives],
+            "front": [
+                {
+                    "trial": t.number,
+                    "objectives": objectives_summary(t, self.objectives),
+                    "params": dict(t.params),
+                }
+                for t in self.front
+            ],
+            "best_per_objective": {
+                o.metric: None
+                if t is None
+                else {"trial": t.number, "value": objectives_summary(t, self.objectives)[o.metric]}
+                for o, t in self.best_per
+            },
+        }
 
     @property
     def done(self) -> bool:
@@ -79,6 +110,7 @@ class StudyStatus:
             "best": None
             if best is None
             else {"trial": best.number, "value": best.value, "params": dict(best.params)},
+            **(self.front_json() if self.multi else {}),
             "workers_alive": len(self.workers),
             "workers": list(self.workers),
             "orphaned": self.orphaned,
@@ -99,9 +131,10 @@ def study_status(
     timeout: float | None,
     now: datetime.datetime | None = None,
     extra: dict[str, Any] | None = None,
+    objectives: tuple[Objective, ...] = (),
 ) -> StudyStatus:
     """The status of study ``name`` from its ``trials`` (``now`` defaults to the local time,
-    which is what Optuna stamps trials with)."""
+    which is what Optuna stamps trials with); with several ``objectives``, its front too."""
     now = now or datetime.datetime.now()
     counts = count_trials(trials)
     running = [t for t in trials if t.state == TrialState.RUNNING]
@@ -136,6 +169,9 @@ def study_status(
         eta_note=note,
         trial_s=trial_s,
         extra=dict(extra or {}),
+        objectives=tuple(objectives),
+        front=tuple(pareto_front(trials, objectives)) if len(objectives) > 1 else (),
+        best_per=tuple(best_per_objective(trials, objectives)) if len(objectives) > 1 else (),
     )
 
 

@@ -144,8 +144,9 @@ def status_of(results: StudyResults, storage: str | None) -> StudyStatus:
         n_trials = results.space.grid_size()
     return study_status(
         results.name,
-        records(results.study.get_trials(deepcopy=False)),  # read afresh at every refresh
-        direction=results.study.direction,
+        # read afresh at every refresh
+        records(results.study.get_trials(deepcopy=False), results.record.learning),
+        direction=results.direction,
         n_trials=n_trials,
         timeout=settings.timeout,
         extra={
@@ -154,4 +155,5 @@ def status_of(results: StudyResults, storage: str | None) -> StudyStatus:
             "metric": results.metric,
             "replicates": results.replicates,
         },
+        objectives=results.objectives,
     )

@@ -39,7 +39,15 @@ from typing import Any
 
 import yaml
 
-from mixer_sweeps.results import StudyLayout, TrialRecord, best_configurations, count_trials
+from mixer_sweeps.results import (
+    Objective,
+    StudyLayout,
+    TrialRecord,
+    best_configurations,
+    count_trials,
+    front_configurations,
+    pareto_front,
+)
 from mixer_sweeps.spec import (
     SEED_LIMIT,
     RunSpec,
@@ -82,6 +90,9 @@ class Configuration:
     """Their mean objective value."""
     search_epochs: int | None = None
     """The epochs the trials (or the spec) trained, before ``--epochs``."""
+    costs: Mapping[str, float] = field(default_factory=dict)
+    """A front configuration's cost objectives (``params``, ``flops``, ``images_per_s``), which
+    fresh seeds do not change."""
 
     def spec(self, *, name: str, seed: int) -> RunSpec:
         data = apply_overrides(dict(self.base_data), {**self.overrides, "name": name, "seed": seed})
@@ -108,6 +119,12 @@ class RetrainPlan:
     search_seeds: tuple[int, ...] = ()
     epochs: int | None = None
     """``--epochs``, if given."""
+    objectives: tuple[Objective, ...] = ()
+    """With ``--front``, the study's objectives: the configurations are its front."""
+
+    @property
+    def front(self) -> bool:
+        return bool(self.objectives)
 
     @property
     def search_epochs(self) -> tuple[int, ...]:
@@ -192,14 +209,24 @@ def plan_retrain(
     seeds: int,
     epochs: int | None,
     results_dir: Path,
+    objectives: tuple[Objective, ...] = (),
 ) -> RetrainPlan:
-    """Retrain the ``top`` best configurations of a study's ``trials`` with ``seeds`` seeds.
+    """Retrain the ``top`` best configurations of a study's ``trials`` with ``seeds`` seeds;
+    with ``objectives`` (``--front``), every configuration of the study's front instead.
 
     Raises:
         RetrainError: the study has no complete trial.
         SpecError: a configuration with the retrain changes is not a valid run spec.
     """
-    best, distinct = best_configurations(trials, direction=direction, top=top)
+    costs: dict[int, dict[str, float]] = {}
+    if objectives:
+        best, distinct = front_configurations(trials, objectives)
+        for trial in pareto_front(trials, objectives):
+            costs[trial.number] = {
+                o.metric: v for o, v in zip(objectives, trial.values, strict=True) if o.is_cost
+            }
+    else:
+        best, distinct = best_configurations(trials, direction=direction, top=top)
     if not best:
         counts = count_trials(trials)
         raise RetrainError(
@@ -217,6 +244,7 @@ def plan_retrain(
             params=params,
             trials=numbers,
             search_value=value,
+            costs=next((costs[n] for n in numbers if n in costs), {}),
         )
         configurations.append(_with_retrain_changes(config, epochs))
     return RetrainPlan(
@@ -230,6 +258,7 @@ def plan_retrain(
         distinct=distinct,
         search_seeds=tuple(study_file.seeds),
         epochs=epochs,
+        objectives=tuple(objectives),
     )
 
 
@@ -276,6 +305,7 @@ def _with_retrain_changes(config: Configuration, epochs: int | None) -> Configur
         trials=config.trials,
         search_value=config.search_value,
         search_epochs=spec.optim.epochs,
+        costs=config.costs,
     )
     changed.spec(name="retrain-check", seed=0)  # a SpecError now, before anything trains
     return changed

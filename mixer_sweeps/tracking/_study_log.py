@@ -33,6 +33,7 @@ def log_study(
     best: Mapping[str, Any] | None,
     results_dir: Path,
     spec: RunSpec,
+    front: pd.DataFrame | None = None,
 ) -> Path | None:
     """Log a study's trials as one W&B run (``job_type="study"``) in the study's group.
 
@@ -46,11 +47,15 @@ def log_study(
         best: the best trial as ``{"number", "value", "params"}``, or None if there is none.
         results_dir: the study's results folder (the run goes to ``results_dir/wandb``).
         spec: the study's base run spec (W&B settings, and the run's config).
+        front: a multi-objective study's front, one row per configuration (its trial, params
+            and objectives); None for a single objective.
 
     The run holds the frame as its ``trials`` table (NaN shown as empty), one history row per
     COMPLETE trial in number order (``trial``, ``value``, ``best_value`` so far), the importances
     as a ``param_importance`` table and ``importance/<param>`` summary keys, and in its summary
-    ``n_trials``, ``n_<state>`` per state, ``best_trial``, ``best_value`` and ``best_params``.
+    ``n_trials``, ``n_<state>`` per state, ``best_trial``, ``best_value`` and ``best_params``;
+    with a ``front``, its ``front`` table (as given, NaN empty) and ``front_size`` and
+    ``front_trials`` in the summary.
     Returns the run's folder, or None when W&B is disabled or failed.
     """
     missing = [c for c in ("number", "state", objective) if c not in frame.columns]
@@ -85,6 +90,16 @@ def log_study(
     history = _best_so_far(frame, objective, direction)
     summary = _summary(frame, best)
     importance = {str(k): float(v) for k, v in importances.items()}
+    front_columns = [] if front is None else [str(c) for c in front.columns]
+    front_rows = (
+        []
+        if front is None
+        else [[_cell(v) for v in row] for row in front.itertuples(index=False, name=None)]
+    )
+    if front is not None:
+        summary["front_size"] = len(front_rows)
+        if "trial" in front.columns:
+            summary["front_trials"] = [_cell(n) for n in front["trial"]]
 
     def log(run: Any) -> None:
         import wandb
@@ -94,6 +109,8 @@ def log_study(
         for row in history:
             run.log(row)
         run.log({"trials": wandb.Table(columns=columns, data=rows)})
+        if front is not None:
+            run.log({"front": wandb.Table(columns=front_columns, data=front_rows)})
         if importance:
             table = wandb.Table(
                 columns=["param", "importance"], data=[[k, v] for k, v in importance.items()]
