@@ -280,3 +280,65 @@ def test_optuna_sees_the_learning_metric_as_intermediate_values(front_run) -> No
     trained = [t for t in run.trials if "duplicate_of" not in t.user_attrs]
     assert all(sorted(t.intermediate_values) for t in trained)
     assert isinstance(run.study, optuna.Study)
+
+
+def test_a_front_study_runs_end_to_end_with_two_workers(tmp_path: Path) -> None:
+    """The issue's acceptance on a tiny space: `sweeps run --workers 2` to the exact count, then
+    `best` lists exactly the non-dominated trials, the report has the front's table, plot and
+    hypervolume history, and `retrain --front` writes a CI per front configuration."""
+    import subprocess
+    import sys
+
+    space = {"model.embed_dim": {"choices": [4, 8, 16]}, "optim.lr": {"low": 1e-3, "high": 3e-2}}
+    path = tmp_path / "front.yaml"
+    path.write_text(
+        study_text(space, objectives=FRONT, n_trials=6, sampler={"type": "random", "seed": 1}),
+        encoding="utf-8",
+    )
+
+    def sweeps(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-m", "mixer_sweeps", *args, "--results", str(tmp_path / "r")],
+            capture_output=True,
+            text=True,
+            env={**__import__("os").environ, "WANDB_MODE": "disabled"},
+            timeout=600,
+        )
+
+    done = sweeps("run", str(path), "--workers", "2")
+    assert done.returncode == 0, done.stderr
+    study = optuna.load_study(
+        study_name="front",
+        storage=optuna.storages.JournalStorage(
+            optuna.storages.journal.JournalFileBackend(
+                str(tmp_path / "r" / "front" / "study.journal")
+            )
+        ),
+    )
+    trials = study.get_trials(deepcopy=False)
+    assert len(trials) == 6 and all(t.state.is_finished() for t in trials)
+    complete = [t for t in trials if t.state == TrialState.COMPLETE]
+
+    def dominated(t: Any) -> bool:
+        return any(
+            o.values[0] >= t.values[0]
+            and o.values[1] <= t.values[1]
+            and tuple(o.values) != tuple(t.values)
+            for o in complete
+        )
+
+    front = {t.number for t in complete if not dominated(t)}
+    folder = str(tmp_path / "r" / "front")
+    best = sweeps("best", folder, "--json")
+    assert best.returncode == 0, best.stderr
+    listed = {row["number"] for row in json.loads(best.stdout)["front"]}
+    assert listed == front  # lr is continuous: every trial is a configuration of its own
+
+    report = tmp_path / "r" / "front" / "report"
+    assert (report / "front.png").is_file() and (report / "hypervolume.png").is_file()
+    assert "## Front:" in (report / "report.md").read_text()
+
+    retrain = sweeps("retrain", folder, "--front", "--seeds", "2")
+    assert retrain.returncode == 0, retrain.stderr
+    summary = (tmp_path / "r" / "front" / "retrain" / "summary.csv").read_text()
+    assert summary.count("\n") == len(listed) + 1 and "CI" in summary.splitlines()[0]
