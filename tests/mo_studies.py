@@ -76,7 +76,8 @@ def write_study(
     layout = StudyLayout.of(root / "results", name)
     layout.root.mkdir(parents=True, exist_ok=True)
     resolved = {
-        "study": study_file.settings.model_dump(mode="json"),
+        # As sweeps run saves it: a percentile is the front pruner's alone.
+        "study": study_file.settings.model_dump(mode="json", exclude={"pruner": {"percentile"}}),
         "fixed": study_file.fixed,
         "space": study_file.space.describe(),
         "base": study_file.base_spec.model_dump(mode="json"),

@@ -15,6 +15,7 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import optuna
 import yaml
@@ -315,11 +316,15 @@ def _stored_objectives(study: optuna.Study) -> str:
 
 def _write_study_file(study_file: StudyFile, layout: StudyLayout) -> None:
     settings = study_file.settings
-    # With objectives, metric and direction only mirror the learning one: written too, the
-    # saved file would give both, which a study file may not.
-    mirrored = {"metric", "direction"} if settings.objectives is not None else None
+    # Written as read back: with objectives, metric and direction only mirror the learning one,
+    # and a percentile is the front pruner's alone (a study file may not give either).
+    exclude: dict[str, Any] = {}
+    if settings.objectives is not None:
+        exclude |= {"metric": True, "direction": True}
+    if settings.pruner.type != "front":
+        exclude["pruner"] = {"percentile"}
     resolved = {
-        "study": settings.model_dump(mode="json", exclude=mirrored),
+        "study": settings.model_dump(mode="json", exclude=exclude),
         "fixed": study_file.fixed,
         "space": study_file.space.describe(),
         "base": study_file.base_spec.model_dump(mode="json"),
