@@ -85,7 +85,7 @@ class OptunaDriver:
             # Named: Hyperband puts a trial in its bracket by a hash of the study's name.
             study_name=f"replay-{seed}",
             directions=[direction for _, direction in policy.objectives],
-            sampler=make_sampler(self.settings, curves.space, seed=seed),
+            sampler=self._sampler(seed),
             pruner=_pruner(policy, curves),
         )
         self.study_id = self.storage.get_study_id_from_name(self.study.study_name)
@@ -100,6 +100,15 @@ class OptunaDriver:
         self.best_value: float | None = None
         """The best value of the COMPLETE trials so far."""
 
+    def _sampler(self, seed: int | None) -> optuna.samplers.BaseSampler:
+        if not self.policy.multi:
+            return make_sampler(self.settings, self.curves.space, seed=seed)
+        # TPE ranks pruned trials by the learning metric, whose direction it must be told.
+        learning = self.policy.objectives[0][1]
+        return make_sampler(
+            self.settings, self.curves.space, seed=seed, learning_direction=learning
+        )
+
     def ask(self, worker: int) -> Job | Reuse | Wait | None:
         if self.asked >= self.max_trials or self.repeats >= self.max_repeats:
             return None
@@ -109,8 +118,7 @@ class OptunaDriver:
         if sampler is None:
             # A worker process's sampler from its first trial on: its own seed stream (grid and
             # QMC samplers keep the study's seed, which make_sampler gives them whatever seed).
-            seed = stream_seed(self.settings.seed, first_trial=self.asked)
-            sampler = make_sampler(self.settings, self.curves.space, seed=seed)
+            sampler = self._sampler(stream_seed(self.settings.seed, first_trial=self.asked))
             self.samplers[worker] = sampler
         self.study.sampler = sampler
         trial = self.study.ask()
@@ -223,21 +231,11 @@ def _costs(curves: Curves, policy: Policy) -> list[dict[str, int]]:
 
 
 def _pruner(policy: Policy, curves: Curves) -> optuna.pruners.BasePruner:
-    """``sweeps run``'s pruner; the front pruner compares costs the replay's objectives name."""
-    settings = policy.pruner
-    if settings.type != "front":
-        return make_pruner(settings, max_epochs=curves.epochs)
-    from mixer_sweeps.study import FrontPruner
-
-    costs = policy.objectives[1:]
-    return FrontPruner(
-        cost_metrics=[metric for metric, _ in costs],
-        directions=dict(costs),
-        percentile=settings.percentile,
-        min_epochs=settings.min_epochs,
-        startup_trials=settings.startup_trials,
-        learning_direction=policy.objectives[0][1],
-    )
+    """``sweeps run``'s pruner; the front pruner reads the costs and directions of the study
+    section the policy was validated as."""
+    if not policy.multi:
+        return make_pruner(policy.pruner, max_epochs=curves.epochs)
+    return make_pruner(policy.pruner, max_epochs=curves.epochs, study=policy.study)
 
 
 def quiet() -> Any:

@@ -69,6 +69,8 @@ class Policy:
     confirm: ConfirmSettings | None = None
     objectives: tuple[tuple[str, str], ...] = SINGLE
     """(metric, direction) in the study's order; the first is the per-epoch learning metric."""
+    study: StudySettings | None = None
+    """The ``study:`` section as validated (with the objectives)."""
 
     @property
     def multi(self) -> bool:
@@ -101,6 +103,7 @@ class Policy:
             skip_duplicates=settings.skip_duplicates,
             confirm=settings.confirm,
             objectives=objectives,
+            study=settings,
         )
 
     def describe(self) -> str:
