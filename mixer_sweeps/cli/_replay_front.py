@@ -104,7 +104,7 @@ def _print_table(
         markup=False,
     )
     table = Table(title="the front's hypervolume (median [IQR] over replays)", title_justify="left")
-    table.add_column("policy")
+    table.add_column("policy", no_wrap=True)
     table.add_column("workers", justify="right")
     table.add_column("final hypervolume", justify="right")
     table.add_column("epochs spent / grid", justify="right")
