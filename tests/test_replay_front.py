@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from optuna.trial import TrialState
+from test_replay import curves_of, family, finished
 
 import mixer_sweeps.study
 from mixer_sweeps.replay import (
@@ -31,7 +32,6 @@ from mixer_sweeps.replay import (
     simulate,
     write_table,
 )
-from test_replay import curves_of, family, finished
 
 OBJECTIVES = (("val_acc", "maximize"), ("params", "minimize"))
 
@@ -258,7 +258,14 @@ def test_a_table_without_a_front_is_refused(tmp_path: Path) -> None:
     flat = type(family())(**{**_fields(family()), "num_params": (5,) * 12})
     write_table(flat, tmp_path / "t.csv")
     out = sweeps(
-        "replay", "t.csv", "--objectives", "val_acc,num_params", "--policy", "mo-random",
-        "--out", "replayed", cwd=tmp_path,
+        "replay",
+        "t.csv",
+        "--objectives",
+        "val_acc,num_params",
+        "--policy",
+        "mo-random",
+        "--out",
+        "replayed",
+        cwd=tmp_path,
     )
     assert out.returncode == 2 and "has 5 params: there is no front" in out.stderr

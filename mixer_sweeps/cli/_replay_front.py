@@ -108,7 +108,9 @@ def _print_table(
     table.add_column("workers", justify="right")
     table.add_column("final hypervolume", justify="right")
     table.add_column("epochs spent / grid", justify="right")
-    table.add_column(f"epochs to within {WITHIN:.0%} of the reference / its epochs", justify="right")
+    table.add_column(
+        f"epochs to within {WITHIN:.0%} of the reference / its epochs", justify="right"
+    )
     table.add_column("reached", justify="right")
     table.add_column("trials", justify="right")
     table.add_column("seconds", justify="right")

@@ -66,8 +66,7 @@ def parse_objectives(text: str, curves: Curves | None = None) -> Objectives:
     if curves is not None and len(objectives) > 1:
         if not curves.num_params or None in curves.num_params:
             raise ObjectivesError(
-                f"--objectives {text!r}: {curves.source} has no num_params for every"
-                " configuration"
+                f"--objectives {text!r}: {curves.source} has no num_params for every configuration"
             )
         if len(set(curves.num_params)) < 2:
             raise ObjectivesError(
@@ -217,9 +216,7 @@ class FrontSummary:
             "workers": self.workers,
             "replays": self.replays,
             "hypervolume": self.final.as_json(),
-            "hypervolume_share": Spread.of(
-                [o.final / scale.best for o in self.outcomes]
-            ).as_json(),
+            "hypervolume_share": Spread.of([o.final / scale.best for o in self.outcomes]).as_json(),
             "reference": None if reference is None else reference.name,
             "ratio": None if ratios is None else Spread.of(ratios).as_json(),
             "reached": None if ratios is None else reached_share(ratios),
