@@ -21,7 +21,6 @@ MAX_WORKERS = 1024
 MAX_BUDGET = 100.0
 """In grids' epochs: a hundred grids is far past any search worth replaying."""
 PLOT_FILE = "regret.png"
-FRONT_PLOT_FILE = "hypervolume.png"
 SUMMARY_FILE = "summary.json"
 
 
@@ -80,7 +79,8 @@ def replay(
     out: Annotated[
         Path | None,
         typer.Option(
-            help=f"Folder for {PLOT_FILE} and {SUMMARY_FILE} [default: results/replay-NAME].",
+            help=f"Folder for {PLOT_FILE} (hypervolume.png with several objectives) and"
+            f" {SUMMARY_FILE} [default: results/replay-NAME].",
             show_default=False,
         ),
     ] = None,
@@ -166,6 +166,8 @@ def replay(
             curves,
             summaries,
             folder,
+            title=_title(curves, repeats),
+            summary_file=SUMMARY_FILE,
             objectives=chosen_objectives,
             unpruned=[p.name for p in chosen_policies if p.pruner.type == "none"],
             repeats=repeats,
@@ -177,7 +179,7 @@ def replay(
 
     try:
         folder.mkdir(parents=True, exist_ok=True)
-        plot = plot_regret(summaries, folder / PLOT_FILE, title=title(curves, repeats))
+        plot = plot_regret(summaries, folder / PLOT_FILE, title=_title(curves, repeats))
         payload = _payload(curves, summaries, repeats=repeats, budget=budget)
         (folder / SUMMARY_FILE).write_text(json.dumps(payload, indent=2) + "\n", encoding="utf-8")
     except OSError as exc:
@@ -233,7 +235,7 @@ def _run(
     return summaries
 
 
-def title(curves: Curves, repeats: int) -> str:
+def _title(curves: Curves, repeats: int) -> str:
     return (
         f"{curves.name}: {len(curves.configs)} configurations x {len(curves.seeds)} seeds x"
         f" {curves.epochs} epochs, {repeats} replays"
@@ -278,7 +280,7 @@ def _print_tables(curves: Curves, summaries: list[Summary], *, repeats: int) -> 
     from mixer_sweeps.replay import BUDGETS
 
     console = output_console()
-    console.print(title(curves, repeats), markup=False)
+    console.print(_title(curves, repeats), markup=False)
     for name in dict.fromkeys(s.name for s in summaries):
         rows = [s for s in summaries if s.name == name]
         table = Table(title=f"{name}: {rows[0].description}", title_justify="left")

@@ -12,10 +12,11 @@ from typing import TYPE_CHECKING
 import typer
 
 from mixer_sweeps.cli._checks import fail
-from mixer_sweeps.cli._replay import FRONT_PLOT_FILE, SUMMARY_FILE, title
 
 if TYPE_CHECKING:
     from mixer_sweeps.replay import Curves, FrontScale, FrontSummary
+
+FRONT_PLOT_FILE = "hypervolume.png"
 
 
 def write_front(
@@ -23,13 +24,15 @@ def write_front(
     summaries: Sequence[FrontSummary],
     folder: Path,
     *,
+    title: str,
+    summary_file: str,
     objectives: tuple[tuple[str, str], ...],
     unpruned: Sequence[str],
     repeats: int,
     budget: float,
     as_json: bool,
 ) -> None:
-    """Write the figure and ``summary.json`` to ``folder``; print the tables or the JSON."""
+    """Write the figure and ``summary_file`` to ``folder``; print the table or the JSON."""
     from mixer_sweeps.replay import FrontScale, plot_hypervolume, reference_of
 
     scale = FrontScale.of(curves, objectives)
@@ -37,17 +40,15 @@ def write_front(
     payload = _payload(curves, summaries, scale, references, objectives, repeats, budget)
     try:
         folder.mkdir(parents=True, exist_ok=True)
-        plot = plot_hypervolume(
-            summaries, folder / FRONT_PLOT_FILE, title=title(curves, repeats), best=scale.best
-        )
-        (folder / SUMMARY_FILE).write_text(json.dumps(payload, indent=2) + "\n", encoding="utf-8")
+        plot = plot_hypervolume(summaries, folder / FRONT_PLOT_FILE, title=title, best=scale.best)
+        (folder / summary_file).write_text(json.dumps(payload, indent=2) + "\n", encoding="utf-8")
     except OSError as exc:
         raise fail(f"cannot write to {folder}: {exc.strerror or exc}") from None
     if as_json:
         sys.stdout.write(json.dumps(payload, indent=2) + "\n")
         return
-    _print_table(curves, summaries, scale, references, repeats)
-    typer.echo(f"wrote {plot} and {folder / SUMMARY_FILE}")
+    _print_table(summaries, scale, references, title)
+    typer.echo(f"wrote {plot} and {folder / summary_file}")
 
 
 def _payload(
@@ -87,11 +88,10 @@ def _spread(spread, digits: int = 3) -> str:
 
 
 def _print_table(
-    curves: Curves,
     summaries: Sequence[FrontSummary],
     scale: FrontScale,
     references: dict[int, FrontSummary],
-    repeats: int,
+    title: str,
 ) -> None:
     from rich.table import Table
 
@@ -100,7 +100,7 @@ def _print_table(
 
     console = output_console()
     console.print(
-        f"{title(curves, repeats)}; hypervolume of every configuration: {scale.best:.4f}",
+        f"{title}; hypervolume of every configuration: {scale.best:.4f}",
         markup=False,
     )
     table = Table(title="the front's hypervolume (median [IQR] over replays)", title_justify="left")
