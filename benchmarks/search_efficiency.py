@@ -1,10 +1,11 @@
 """Search efficiency: every policy and peer replayed on both recorded tables, as Markdown.
 
 Runs ``sweeps replay`` on each table in ``benchmarks/curves/`` (every named policy, every
-installed peer, and the study-file policies in ``benchmarks/policies/``) with 1 and 4 simulated
-workers, writes each replay's ``summary.json`` and ``regret.png`` to ``docs/replay/<table>/``
-and prints the tables of ``docs/benchmarks.md``, then the default's (a) as a ratio to the best
-peer's in the same run. ``--from-json`` prints the tables of summaries written before.
+installed peer, and the single-objective study-file policies in ``benchmarks/policies/``) with 1
+and 4 simulated workers, writes each replay's ``summary.json`` and ``regret.png`` to
+``docs/replay/<table>/`` and prints the tables of ``docs/benchmarks.md``, then the default's (a)
+as a ratio to the best peer's in the same run. ``--from-json`` prints the tables of the
+summaries written before.
 
     python benchmarks/search_efficiency.py                 # ~20-40 min on 2 cores
     python benchmarks/search_efficiency.py --repeats 10    # a quick look
@@ -23,6 +24,7 @@ from pathlib import Path
 import pandas as pd
 
 HERE = Path(__file__).parent
+OUT = HERE.parent / "docs" / "replay"
 TABLES = ("quickstart_grid", "training_grid")
 POLICIES = (
     "default",
@@ -36,17 +38,24 @@ POLICIES = (
     "syne-bohb",
     "dehb",
 )
+STUDY_POLICIES = ("median-from-5.yaml", "confirm.yaml")
+"""The single-objective study-file policies of ``benchmarks/policies/`` (the others are fronts')."""
 
 
 def replay(table: str, repeats: int) -> dict:
-    out = HERE.parent / "docs" / "replay" / table
-    command = [sys.executable, "-m", "mixer_sweeps", "replay", str(HERE / "curves" / f"{table}.csv")]
+    command = [
+        sys.executable,
+        "-m",
+        "mixer_sweeps",
+        "replay",
+        str(HERE / "curves" / f"{table}.csv"),
+    ]
     command += [arg for policy in POLICIES for arg in ("--policy", policy)]
     command += [
-        arg for path in sorted((HERE / "policies").glob("*.yaml")) for arg in ("--policy", str(path))
+        arg for name in STUDY_POLICIES for arg in ("--policy", str(HERE / "policies" / name))
     ]
     command += ["--workers", "1", "--workers", "4", "--repeats", str(repeats)]
-    command += ["--out", str(out), "--json"]
+    command += ["--out", str(OUT / table), "--json"]
     done = subprocess.run(command, check=True, stdout=subprocess.PIPE, text=True)
     return json.loads(done.stdout)
 
@@ -105,7 +114,9 @@ def main() -> None:
     args = parser.parse_args()
     for table in TABLES:
         if args.from_json:
-            summary = json.loads((HERE.parent / "docs" / "replay" / table / "summary.json").read_text())
+            summary = json.loads(
+                (HERE.parent / "docs" / "replay" / table / "summary.json").read_text()
+            )
         else:
             summary = replay(table, args.repeats)
         print(markdown(summary))

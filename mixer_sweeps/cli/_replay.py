@@ -38,9 +38,10 @@ def replay(
         typer.Option(
             "--policy",
             help="A named policy (default, random, tpe, tpe-median, tpe-hyperband, random-asha,"
-            " random-hyperband), a peer (syne-asha, syne-bohb, dehb) or a study file whose"
-            " sampler and pruner are replayed; repeat for several. Default: every named policy"
-            " and every installed peer.",
+            " random-hyperband; with several --objectives: mo-tpe, mo-tpe-front, mo-random,"
+            " mo-nsgaii), a peer (syne-asha, syne-bohb, dehb; syne-moasha with several"
+            " objectives) or a study file whose sampler and pruner are replayed; repeat for"
+            " several. Default: every named policy and installed peer for the objectives.",
             show_default=False,
         ),
     ] = None,
@@ -63,13 +64,23 @@ def replay(
             " for configurations it has tried, the grid's size times in a row)."
         ),
     ] = 1.0,
+    objectives: Annotated[
+        str,
+        typer.Option(
+            "--objectives",
+            help="val_acc, then costs the table records per configuration (num_params),"
+            " comma-separated: with a cost, the search is for the front of val accuracy"
+            " against it, measured by its hypervolume against epochs spent.",
+        ),
+    ] = "val_acc",
     as_json: Annotated[
         bool, typer.Option("--json", help="Print the results as one JSON object.")
     ] = False,
     out: Annotated[
         Path | None,
         typer.Option(
-            help=f"Folder for {PLOT_FILE} and {SUMMARY_FILE} [default: results/replay-NAME].",
+            help=f"Folder for {PLOT_FILE} (hypervolume.png with several objectives) and"
+            f" {SUMMARY_FILE} [default: results/replay-NAME].",
             show_default=False,
         ),
     ] = None,
@@ -92,16 +103,25 @@ def replay(
         raise fail(f"--budget must be above 0 and at most {MAX_BUDGET:g} but got {budget}")
 
     from mixer_sweeps.replay import (
+        FRONT_POLICIES,
         PEERS,
         POLICIES,
+        ObjectivesError,
         PolicyError,
         TableError,
         installed_peers,
         load_source,
         named_policy,
+        parse_objectives,
     )
 
-    names = list(dict.fromkeys(policies or [*POLICIES, *installed_peers()]))
+    try:
+        chosen_objectives = parse_objectives(objectives)
+    except ObjectivesError as exc:
+        raise fail(str(exc)) from None
+    multi = len(chosen_objectives) > 1
+    peers = [n for n in installed_peers() if PEERS[n].front == multi]
+    names = list(dict.fromkeys(policies or [*(FRONT_POLICIES if multi else POLICIES), *peers]))
     chosen_policies, chosen_peers = [], []
     for name in names:
         if name in PEERS:
@@ -110,15 +130,22 @@ def replay(
                     f"--policy {name}: the peer is not installed; run scripts/setup-peers"
                     " (it makes .venv-peers in about two minutes)"
                 )
+            if PEERS[name].front != multi:
+                raise fail(
+                    f"--policy {name}: the peer searches for"
+                    f" {'several objectives' if PEERS[name].front else 'one objective'} but"
+                    f" --objectives {objectives} gives {len(chosen_objectives)}"
+                )
             chosen_peers.append(name)
             continue
         try:
-            chosen_policies.append(named_policy(name))
+            chosen_policies.append(named_policy(name, chosen_objectives))
         except PolicyError as exc:
             raise fail(str(exc).strip()) from None
     try:
         curves = load_source(source, storage=storage)
-    except TableError as exc:
+        parse_objectives(objectives, curves)
+    except (TableError, ObjectivesError) as exc:
         raise fail(str(exc).strip()) from None
     for policy in chosen_policies:
         if policy.replicates > len(curves.seeds):
@@ -129,7 +156,25 @@ def replay(
     folder = out if out is not None else Path("results") / f"replay-{curves.name}"
     check_writable(folder, "output folder")
 
-    summaries = _run(curves, chosen_policies, chosen_peers, chosen_workers, repeats, budget)
+    summaries = _run(
+        curves, chosen_policies, chosen_peers, chosen_workers, repeats, budget, chosen_objectives
+    )
+    if multi:
+        from mixer_sweeps.cli._replay_front import write_front
+
+        write_front(
+            curves,
+            summaries,
+            folder,
+            title=_title(curves, repeats),
+            summary_file=SUMMARY_FILE,
+            objectives=chosen_objectives,
+            unpruned=[p.name for p in chosen_policies if p.pruner.type == "none"],
+            repeats=repeats,
+            budget=budget,
+            as_json=as_json,
+        )
+        return
     from mixer_sweeps.replay import plot_regret
 
     try:
@@ -153,6 +198,7 @@ def _run(
     workers: list[int],
     repeats: int,
     budget: float,
+    objectives: tuple[tuple[str, str], ...],
 ) -> list[Summary]:
     from mixer_sweeps.replay import (
         PeerError,
@@ -181,6 +227,7 @@ def _run(
                 repeats=repeats,
                 budget=budget_epochs(curves, budget),
                 seed_orders=lambda r: seed_order(curves, r),
+                objectives=objectives,
                 on_done=done,
             )
         except PeerError as exc:

@@ -10,7 +10,8 @@ from a finished grid study), ``_policies`` (the study-file settings a replay sea
 ``_clock`` (simulated asynchronous workers and the event queue), ``_optuna`` (``sweeps run``'s own
 sampler and pruner on that clock), ``_peers`` (other libraries' schedulers, run from their own
 environment), ``_metrics`` (epochs to a near-best configuration, regret of the named winner),
-``_run`` (many replays, in parallel), ``_plot`` (regret against epochs).
+``_front`` (hypervolume of the front found, for several objectives), ``_run`` (many replays, in
+parallel), ``_plot`` (regret or hypervolume against epochs).
 
 Each name imports its module on first use (see ``mixer_sweeps._lazy``).
 """
@@ -32,6 +33,7 @@ __all__, __getattr__ = lazy_exports(
             "read_study",
         ],
         "._policies": [
+            "FRONT_POLICIES",
             "POLICIES",
             "Policy",
             "PolicyError",
@@ -45,6 +47,18 @@ __all__, __getattr__ = lazy_exports(
             "Trace",
             "Wait",
             "simulate",
+        ],
+        "._front": [
+            "FrontOutcome",
+            "FrontScale",
+            "FrontSummary",
+            "ObjectivesError",
+            "WITHIN",
+            "hypervolume",
+            "measure_front",
+            "parse_objectives",
+            "reached_share",
+            "reference_of",
         ],
         "._optuna": [
             "OptunaDriver",
@@ -76,6 +90,7 @@ __all__, __getattr__ = lazy_exports(
             "run_peer",
         ],
         "._plot": [
+            "plot_hypervolume",
             "plot_regret",
         ],
     },

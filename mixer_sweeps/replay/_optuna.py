@@ -10,6 +10,12 @@ takes that outcome without training, and one that an earlier trial is training w
 train only once it has finished unpruned, and a trial's value is the mean of its seeds' best
 val accuracies: the objective's rules.
 
+With several objectives (a cost such as ``params`` besides val accuracy) the study has their
+directions, each trial gets the user attr ``costs`` before its first report and is told its
+values in the objectives' order, as ``sweeps run`` does. Optuna's ``Trial.report`` and
+``should_prune`` refuse multi-objective studies, so the driver stores the intermediate value
+through the study's storage and asks the pruner itself: what a worker does.
+
 Twins cost no epochs, only the sampler's time, and TPE's grows with every trial: a sampler that
 asks for nothing but twins, as many times in a row as the grid has points, has stopped searching
 (a real study would spend the rest of its ``n_trials`` on them), and the replay ends there.
@@ -73,13 +79,17 @@ class OptunaDriver:
         self.max_repeats = len(curves.configs) if max_repeats is None else max_repeats
         self.repeats = 0
         """Trials in a row that trained nothing (twins of finished or running trials)."""
+        self.storage = optuna.storages.InMemoryStorage()
         self.study = optuna.create_study(
+            storage=self.storage,
             # Named: Hyperband puts a trial in its bracket by a hash of the study's name.
             study_name=f"replay-{seed}",
-            direction="maximize",
-            sampler=make_sampler(self.settings, curves.space, seed=seed),
-            pruner=make_pruner(policy.pruner, max_epochs=curves.epochs),
+            directions=[direction for _, direction in policy.objectives],
+            sampler=self._sampler(seed),
+            pruner=_pruner(policy, curves),
         )
+        self.study_id = self.storage.get_study_id_from_name(self.study.study_name)
+        self.costs = _costs(curves, policy) if policy.multi else None
         self.prune = policy.pruner.type != "none"
         self.samplers: dict[int, optuna.samplers.BaseSampler] = {}
         self.asked = 0
@@ -90,6 +100,15 @@ class OptunaDriver:
         self.best_value: float | None = None
         """The best value of the COMPLETE trials so far."""
 
+    def _sampler(self, seed: int | None) -> optuna.samplers.BaseSampler:
+        if not self.policy.multi:
+            return make_sampler(self.settings, self.curves.space, seed=seed)
+        # TPE ranks pruned trials by the learning metric, whose direction it must be told.
+        learning = self.policy.objectives[0][1]
+        return make_sampler(
+            self.settings, self.curves.space, seed=seed, learning_direction=learning
+        )
+
     def ask(self, worker: int) -> Job | Reuse | Wait | None:
         if self.asked >= self.max_trials or self.repeats >= self.max_repeats:
             return None
@@ -99,14 +118,15 @@ class OptunaDriver:
         if sampler is None:
             # A worker process's sampler from its first trial on: its own seed stream (grid and
             # QMC samplers keep the study's seed, which make_sampler gives them whatever seed).
-            seed = stream_seed(self.settings.seed, first_trial=self.asked)
-            sampler = make_sampler(self.settings, self.curves.space, seed=seed)
+            sampler = self._sampler(stream_seed(self.settings.seed, first_trial=self.asked))
             self.samplers[worker] = sampler
         self.study.sampler = sampler
         trial = self.study.ask()
         self.asked += 1
         params = self.curves.space.suggest(trial)
         config = self.curves.index(params)
+        if self.costs is not None:
+            trial.set_user_attr("costs", self.costs[config])
         if self.policy.skip_duplicates:
             twin = self.finished.get(config)
             if twin is not None:
@@ -123,8 +143,18 @@ class OptunaDriver:
 
     def report(self, job: Job, epoch: int, value: float) -> bool:
         trial: optuna.Trial = job.handle
-        trial.report(value, step=epoch)
-        if self.prune and trial.should_prune():
+        if self.costs is None:
+            trial.report(value, step=epoch)
+            stop = self.prune and trial.should_prune()
+        else:
+            trial_id = self.storage.get_trial_id_from_study_id_trial_number(
+                self.study_id, trial.number
+            )
+            self.storage.set_trial_intermediate_value(trial_id, epoch, value)
+            stop = self.prune and self.study.pruner.prune(
+                self.study, self.storage.get_trial(trial_id)
+            )
+        if stop:
             return True
         if epoch == job.epochs:
             self._confirm(job)
@@ -145,7 +175,7 @@ class OptunaDriver:
         if pruned:
             self.study.tell(trial, state=TrialState.PRUNED)
         else:
-            self.study.tell(trial, value)
+            self.study.tell(trial, self._values(job.config, value))
             if self.best_value is None or value > self.best_value:
                 self.best_value = value
         record = TrialRecord(
@@ -163,12 +193,20 @@ class OptunaDriver:
         self.finished.setdefault(job.config, record)
         return record
 
+    def _values(self, config: int, value: float) -> float | list[float]:
+        """What the study is told: the learning value, then each cost, in objectives order."""
+        if self.costs is None:
+            return value
+        costs = self.costs[config]
+        return [value, *(float(costs[metric]) for metric, _ in self.policy.objectives[1:])]
+
     def take(self, wait: Wait, twin: TrialRecord) -> TrialRecord:
         return self._reuse(wait.handle, twin)
 
     def _reuse(self, trial: optuna.Trial, twin: TrialRecord) -> TrialRecord:
         if twin.state == TrialState.COMPLETE:
-            self.study.tell(trial, twin.value)
+            config = self.curves.index(dict(trial.params))
+            self.study.tell(trial, self._values(config, twin.value))
         else:
             self.study.tell(trial, state=TrialState.PRUNED)
         return TrialRecord(
@@ -178,6 +216,26 @@ class OptunaDriver:
             value=twin.value,
             duplicate_of=twin.number,
         )
+
+
+def _costs(curves: Curves, policy: Policy) -> list[dict[str, int]]:
+    """Per configuration, the user attr ``costs`` a worker records before the first epoch."""
+    wanted = [metric for metric, _ in policy.objectives[1:]]
+    unknown = [m for m in wanted if m != "params"]
+    if unknown or not curves.num_params or None in curves.num_params:
+        raise ValueError(
+            f"{curves.source} records no {(unknown or ['params'])[0]} for every configuration;"
+            " a replay's costs come from the table's num_params column"
+        )
+    return [{"params": int(n)} for n in curves.num_params]
+
+
+def _pruner(policy: Policy, curves: Curves) -> optuna.pruners.BasePruner:
+    """``sweeps run``'s pruner; the front pruner reads the costs and directions of the study
+    section the policy was validated as."""
+    if not policy.multi:
+        return make_pruner(policy.pruner, max_epochs=curves.epochs)
+    return make_pruner(policy.pruner, max_epochs=curves.epochs, study=policy.study)
 
 
 def quiet() -> Any:

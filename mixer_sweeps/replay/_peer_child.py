@@ -7,7 +7,8 @@ lines on stdin and stdout; whatever the libraries print goes to stderr.
 - ``versions``: the peers installed here.
 - ``dehb_init`` / ``dehb_ask`` / ``dehb_tell``: DEHB's own ask/tell interface, driven by the
   parent's simulated workers.
-- ``syne``: one replay with Syne Tune's own simulator: its ``ASHA`` or ``BOHB`` baseline,
+- ``syne``: one replay with Syne Tune's own simulator: its ``ASHA`` or ``BOHB`` baseline, or
+  ``MOASHA`` on val accuracy and params (a cost every epoch of a configuration reports alike),
   ``UserBlackboxBackend`` over a ``BlackboxTabular`` of the curves, ``Tuner`` with
   ``SimulatorCallback``; answers every result the backend produced, in simulated-time order.
 """
@@ -121,6 +122,7 @@ def _syne(
     sleep: float,
     targets: list[int],
     horizon: float,
+    num_params: list[int] | None = None,
 ) -> list[list[Any]]:
     os.environ.setdefault("SYNETUNE_FOLDER", tempfile.mkdtemp(prefix="syne-tune-"))
     import numpy as np
@@ -131,6 +133,7 @@ def _syne(
     from syne_tune.blackbox_repository import UserBlackboxBackend
     from syne_tune.blackbox_repository.blackbox_tabular import BlackboxTabular
     from syne_tune.optimizer.baselines import ASHA, BOHB
+    from syne_tune.optimizer.schedulers.multiobjective.moasha import MOASHA
 
     for name in ("syne_tune", "root"):
         logging.getLogger(name).setLevel(logging.ERROR)
@@ -139,13 +142,19 @@ def _syne(
     space = {name: sp.choice(values) for name, values in params.items()}
     curves = np.array(val, dtype=float)
     elapsed = np.cumsum(np.array(seconds, dtype=float), axis=1)
-    evaluations = np.stack([curves, elapsed], axis=-1)[:, None, :, :]
+    columns = [curves, elapsed]
+    objectives = ["val_acc", "elapsed_time"]
+    if num_params is not None:
+        # MOASHA maximises or minimises all its metrics alike: fewer params as more of -params.
+        columns.append(np.repeat(-np.array(num_params, dtype=float)[:, None], epochs, axis=1))
+        objectives.append("neg_params")
+    evaluations = np.stack(columns, axis=-1)[:, None, :, :]
     blackbox = BlackboxTabular(
         hyperparameters=pd.DataFrame(configs, columns=names),
         configuration_space=space,
         fidelity_space={"epoch": sp.randint(1, epochs)},
         objectives_evaluations=evaluations,
-        objectives_names=["val_acc", "elapsed_time"],
+        objectives_names=objectives,
     )
     index = {tuple(c): i for i, c in enumerate(configs)}
     rows: list[list[Any]] = []
@@ -172,15 +181,29 @@ def _syne(
             return status, results
 
     backend = Recording(blackbox=blackbox, elapsed_time_attr="elapsed_time", tuner_sleep_time=sleep)
-    kind = {"asha": ASHA, "bohb": BOHB}[scheduler]
-    chosen = kind(
-        config_space=space,
-        metric="val_acc",
-        do_minimize=False,
-        time_attr="epoch",
-        max_t=epochs,
-        random_seed=seed,
-    )
+    if scheduler == "moasha":
+        # MOASHA draws its configurations and brackets from numpy's global generator.
+        np.random.seed(seed)
+        chosen = MOASHA(
+            config_space=space,
+            metrics=["val_acc", "neg_params"],
+            do_minimize=False,
+            time_attr="epoch",
+            max_t=epochs,
+            grace_period=1,
+            reduction_factor=3,
+            random_seed=seed,
+        )
+    else:
+        kind = {"asha": ASHA, "bohb": BOHB}[scheduler]
+        chosen = kind(
+            config_space=space,
+            metric="val_acc",
+            do_minimize=False,
+            time_attr="epoch",
+            max_t=epochs,
+            random_seed=seed,
+        )
 
     def stop(status: Any) -> bool:
         # Epochs spent, not Syne Tune's count of results the tuner saw: a trial being

@@ -13,6 +13,9 @@ child process speaking JSON lines (``_peer_child``):
   ``tuner_sleep_time``, set here to half the shortest epoch, so a stop decision reaches its trial
   before that trial's next epoch ends, as it does on this package's clock (Syne Tune's default of
   5 s would let a stopped digits trial train several more epochs).
+- ``syne-moasha``: Syne Tune's ``MOASHA`` (random configurations, successive halving by
+  non-dominated sorting of val accuracy and params at each rung) on the same simulator, for
+  replays with several objectives (``--objectives``); measured by its front's hypervolume.
 
 Each replay ``r`` gives every configuration the recorded seed that the policies' replay ``r``
 trains first, so peers and policies meet the same noise. Their trials are measured like a
@@ -37,7 +40,15 @@ import numpy as np
 from optuna.trial import TrialState
 
 from mixer_sweeps.replay._clock import Job, Reuse, Settled, Trace, Wait, simulate
+from mixer_sweeps.replay._front import (
+    FrontOutcome,
+    FrontScale,
+    FrontSummary,
+    Objectives,
+    measure_front,
+)
 from mixer_sweeps.replay._metrics import BUDGETS, Outcome, Summary, WinnerRule, best_named, measure
+from mixer_sweeps.replay._policies import SINGLE
 from mixer_sweeps.replay._run import available_cores
 from mixer_sweeps.replay._table import Curves
 from mixer_sweeps.results import TrialRecord
@@ -55,12 +66,20 @@ class Peer:
     library: str
     """The PyPI distribution whose version is reported."""
     description: str
+    front: bool = False
+    """Searches for several objectives (a front), not one."""
 
 
 PEERS: dict[str, Peer] = {
     "syne-asha": Peer("syne-asha", "syne-tune", "Syne Tune ASHA (random search, stopping)"),
     "syne-bohb": Peer("syne-bohb", "syne-tune", "Syne Tune BOHB (KDE searcher, ASHA stopping)"),
     "dehb": Peer("dehb", "dehb", "DEHB (differential evolution, Hyperband fidelities)"),
+    "syne-moasha": Peer(
+        "syne-moasha",
+        "syne-tune",
+        "Syne Tune MOASHA (random search, stopping by non-dominated sorting)",
+        front=True,
+    ),
 }
 
 
@@ -228,27 +247,37 @@ def run_peer(
     budget: int,
     rule: WinnerRule = best_named,
     seed_orders: Callable[[int], np.ndarray],
+    objectives: Objectives = SINGLE,
     jobs: int | None = None,
-    on_done: Callable[[Summary], None] = lambda s: None,
-) -> list[Summary]:
+    on_done: Callable[[Summary | FrontSummary], None] = lambda s: None,
+) -> list[Summary | FrontSummary]:
     """``repeats`` replays of peer ``name`` with each number of ``workers``.
 
     Args:
         budget: epochs (see :func:`~mixer_sweeps.replay.budget_epochs`).
         seed_orders: replay ``r``'s seed order (:func:`~mixer_sweeps.replay.seed_order`).
+        objectives: several for a peer that searches for a front (measured by hypervolume,
+            run until the budget is spent).
     """
     if name not in PEERS:
         raise PeerError(f"unknown peer {name!r}; known: {', '.join(PEERS)}")
+    multi = len(objectives) > 1
+    if PEERS[name].front != multi:
+        raise PeerError(
+            f"peer {name} searches for {'several objectives' if PEERS[name].front else 'one'}"
+            f" but the replay has {len(objectives)}"
+        )
     python = peer_python()
     if python is None or name not in installed_peers():
         raise PeerError(
             f"peer {name} is not installed: run scripts/setup-peers (it makes .venv-peers), or"
             f" set {PEERS_ENV} to a python that has {PEERS[name].library}"
         )
-    targets = set(curves.near_best().tolist())
-    horizon = max(BUDGETS) * curves.grid_epochs
+    targets = set() if multi else set(curves.near_best().tolist())
+    horizon = budget if multi else max(BUDGETS) * curves.grid_epochs
+    scale = FrontScale.of(curves, objectives) if multi else None
 
-    def replays(n: int, chosen: Sequence[int]) -> list[Outcome]:
+    def replays(n: int, chosen: Sequence[int]) -> list[Outcome | FrontOutcome]:
         outcomes = []
         with _Child(python) as child:
             for r in chosen:
@@ -260,7 +289,10 @@ def run_peer(
                     )
                 else:
                     trace = _syne_trace(child, curves, name, n, budget, r, first, targets, horizon)
-                outcomes.append(measure(curves, trace, rule=rule))
+                if scale is not None:
+                    outcomes.append(measure_front(scale, trace))
+                else:
+                    outcomes.append(measure(curves, trace, rule=rule))
         return outcomes
 
     # The peers' work is done in their child processes: threads here keep every core busy.
@@ -277,13 +309,22 @@ def run_peer(
                 for r, o in zip(chunk, part, strict=True)
             }
             outcomes = [by_replay[r] for r in range(repeats)]
-            summary = Summary.of(
-                name,
-                n,
-                outcomes,
-                seconds=time.perf_counter() - started,
-                description=PEERS[name].description,
-            )
+            seconds = time.perf_counter() - started
+            summary: Summary | FrontSummary
+            if multi:
+                summary = FrontSummary(
+                    name,
+                    n,
+                    tuple(outcomes),
+                    seconds=seconds,
+                    description=PEERS[name].description,
+                    grid_epochs=curves.grid_epochs,
+                    budget=budget / curves.grid_epochs,
+                )
+            else:
+                summary = Summary.of(
+                    name, n, outcomes, seconds=seconds, description=PEERS[name].description
+                )
             summaries.append(summary)
             on_done(summary)
     return summaries
@@ -318,6 +359,7 @@ def _syne_trace(
             "sleep": max(1e-3, float(curves.seconds.min()) / 2),
             "targets": sorted(targets),
             "horizon": horizon,
+            "num_params": list(curves.num_params) if name == "syne-moasha" else None,
         }
     )["rows"]
     return trace_from_rows(curves, rows[:budget])

@@ -38,6 +38,20 @@ POLICIES: dict[str, dict[str, Any]] = {
 }
 """Named policies: ``study:`` settings (``default`` is the empty section)."""
 
+FRONT_POLICIES: dict[str, dict[str, Any]] = {
+    "mo-tpe": {"sampler": {"type": "tpe", "startup_trials": 10}, "pruner": {"type": "none"}},
+    "mo-tpe-front": {
+        "sampler": {"type": "tpe", "startup_trials": 10},
+        "pruner": {"type": "front", "percentile": 50, "min_epochs": 1, "startup_trials": 5},
+    },
+    "mo-random": {"sampler": {"type": "random"}, "pruner": {"type": "none"}},
+    "mo-nsgaii": {"sampler": {"type": "nsgaii"}, "pruner": {"type": "none"}},
+}
+"""Named policies of multi-objective replays (``--objectives`` with a cost): the same settings,
+validated with the replay's objectives."""
+
+SINGLE = (("val_acc", "maximize"),)
+
 
 class PolicyError(ValueError):
     """An unknown policy name, or a study file whose settings are invalid."""
@@ -53,10 +67,34 @@ class Policy:
     replicates: int = 1
     skip_duplicates: bool = True
     confirm: ConfirmSettings | None = None
+    objectives: tuple[tuple[str, str], ...] = SINGLE
+    """(metric, direction) in the study's order; the first is the per-epoch learning metric."""
+    study: StudySettings | None = None
+    """The ``study:`` section as validated (with the objectives)."""
+
+    @property
+    def multi(self) -> bool:
+        return len(self.objectives) > 1
 
     @classmethod
-    def from_settings(cls, name: str, section: dict[str, Any]) -> Policy:
-        settings = StudySettings.model_validate({"name": "replay", **section})
+    def from_settings(
+        cls,
+        name: str,
+        section: dict[str, Any],
+        objectives: tuple[tuple[str, str], ...] = SINGLE,
+    ) -> Policy:
+        settings = StudySettings.model_validate(_with_objectives(section, objectives))
+        return cls._of(name, settings, objectives)
+
+    @classmethod
+    def _of(
+        cls, name: str, settings: StudySettings, objectives: tuple[tuple[str, str], ...]
+    ) -> Policy:
+        if len(objectives) > 1 and settings.pruner.type not in ("none", "front"):
+            raise PolicyError(
+                f"--policy {name}: the {settings.pruner.type} pruner judges one objective; a"
+                " replay with several objectives takes pruner type none or front"
+            )
         return cls(
             name=name,
             sampler=settings.sampler,
@@ -64,28 +102,46 @@ class Policy:
             replicates=settings.replicates,
             skip_duplicates=settings.skip_duplicates,
             confirm=settings.confirm,
+            objectives=objectives,
+            study=settings,
         )
 
     def describe(self) -> str:
         from mixer_sweeps.spec import describe_search
 
         sampler = self.sampler.model_copy(update={"seed": None})  # a replay draws its own
-        settings = StudySettings(
-            name="replay", sampler=sampler, pruner=self.pruner, confirm=self.confirm
-        )
+        section = {"sampler": sampler, "pruner": self.pruner, "confirm": self.confirm}
+        settings = StudySettings.model_validate(_with_objectives(section, self.objectives))
         text = describe_search(settings)
         return text if self.replicates == 1 else f"{text}, {self.replicates} replicates"
 
 
-def named_policy(name: str) -> Policy:
-    """A named policy (:data:`POLICIES`), or a study file's search settings."""
-    if name in POLICIES:
-        return Policy.from_settings(name, POLICIES[name])
+def _with_objectives(
+    section: dict[str, Any], objectives: tuple[tuple[str, str], ...]
+) -> dict[str, Any]:
+    """The ``study:`` section a study file with these objectives would have."""
+    section = {"name": "replay", **section}
+    if len(objectives) > 1 and "objectives" in StudySettings.model_fields:
+        section["objectives"] = [{"metric": m, "direction": d} for m, d in objectives]
+    return section
+
+
+def named_policy(name: str, objectives: tuple[tuple[str, str], ...] = SINGLE) -> Policy:
+    """A named policy (:data:`POLICIES`, :data:`FRONT_POLICIES`), or a study file's search
+    settings, searching for ``objectives``."""
+    named = {**POLICIES, **FRONT_POLICIES}
+    if name in named:
+        try:
+            return Policy.from_settings(name, named[name], objectives)
+        except PolicyError:
+            raise
+        except ValueError as exc:
+            raise PolicyError(f"--policy {name}: {exc}") from None
     path = Path(name)
     if path.suffix.lower() in (".yaml", ".yml"):
-        return _study_file_policy(path)
+        return _study_file_policy(path, objectives)
     raise PolicyError(
-        f"--policy {name!r}: unknown policy; known: {', '.join(POLICIES)}, a peer, or a study"
+        f"--policy {name!r}: unknown policy; known: {', '.join(named)}, a peer, or a study"
         " file (.yaml) whose study.sampler and study.pruner are replayed"
     )
 
@@ -93,7 +149,7 @@ def named_policy(name: str) -> Policy:
 _SEARCH_KEYS = ("sampler", "pruner", "replicates", "skip_duplicates", "confirm")
 
 
-def _study_file_policy(path: Path) -> Policy:
+def _study_file_policy(path: Path, objectives: tuple[tuple[str, str], ...]) -> Policy:
     from mixer_sweeps.spec import SpecError, read_yaml, validate_model
 
     try:
@@ -103,16 +159,9 @@ def _study_file_policy(path: Path) -> Policy:
     study = doc.data.get("study")
     if not isinstance(study, dict):
         raise PolicyError(f"--policy {path}: not a study file (no study: mapping)")
-    section = {"name": "replay", **{k: study[k] for k in _SEARCH_KEYS if k in study}}
+    section = _with_objectives({k: study[k] for k in _SEARCH_KEYS if k in study}, objectives)
     try:
         settings = validate_model(StudySettings, section, doc, prefix=("study",))
     except SpecError as exc:
         raise PolicyError(f"--policy {path}: {exc}") from None
-    return Policy(
-        name=path.stem,
-        sampler=settings.sampler,
-        pruner=settings.pruner,
-        replicates=settings.replicates,
-        skip_duplicates=settings.skip_duplicates,
-        confirm=settings.confirm,
-    )
+    return Policy._of(path.stem, settings, objectives)

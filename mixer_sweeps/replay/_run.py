@@ -5,6 +5,10 @@ which its recorded seeds are trained (the first is the seed a single run would s
 depends on ``r`` alone, so every policy and peer meets the same noise in replay ``r``: their
 metrics are compared pair by pair, not only in distribution.
 
+A policy with several objectives (:attr:`Policy.multi`) is measured by the hypervolume of its
+front (``_front``) and runs until its budget is spent or its sampler has nothing new to ask:
+its final hypervolume and the epochs it spent in all are what other policies are held to.
+
 Replays run in parallel processes, one per core.
 """
 
@@ -21,6 +25,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from mixer_sweeps.replay._clock import Settled, simulate
+from mixer_sweeps.replay._front import FrontOutcome, FrontScale, FrontSummary, measure_front
 from mixer_sweeps.replay._metrics import BUDGETS, Outcome, Summary, WinnerRule, best_named, measure
 from mixer_sweeps.replay._policies import Policy
 from mixer_sweeps.replay._table import Curves
@@ -54,10 +59,11 @@ class ReplayTask:
     rule: WinnerRule = best_named
 
 
-def replay_once(task: ReplayTask, replay: int) -> Outcome:
+def replay_once(task: ReplayTask, replay: int) -> Outcome | FrontOutcome:
     from mixer_sweeps.replay._optuna import OptunaDriver, quiet
 
     curves = task.curves
+    multi = task.policy.multi
     with quiet():
         driver = OptunaDriver(
             curves,
@@ -71,8 +77,10 @@ def replay_once(task: ReplayTask, replay: int) -> Outcome:
             driver,
             workers=task.workers,
             budget=budget_epochs(curves, task.budget),
-            enough=settled(curves),
+            enough=None if multi else settled(curves),
         )
+    if multi:
+        return measure_front(FrontScale.of(curves, task.policy.objectives), trace)
     return measure(curves, trace, rule=task.rule)
 
 
@@ -81,7 +89,9 @@ def settled(curves: Curves) -> Settled:
     return Settled(set(curves.near_best().tolist()), max(BUDGETS) * curves.grid_epochs)
 
 
-def _replay_many(task: ReplayTask, replays: Sequence[int]) -> tuple[list[Outcome], float]:
+def _replay_many(
+    task: ReplayTask, replays: Sequence[int]
+) -> tuple[list[Outcome | FrontOutcome], float]:
     started = time.perf_counter()
     return [replay_once(task, r) for r in replays], time.perf_counter() - started
 
@@ -91,8 +101,8 @@ def run_replays(
     *,
     repeats: int,
     jobs: int | None = None,
-    on_done: Callable[[Summary], None] = lambda s: None,
-) -> list[Summary]:
+    on_done: Callable[[Summary | FrontSummary], None] = lambda s: None,
+) -> list[Summary | FrontSummary]:
     """``repeats`` replays of each task, spread over ``jobs`` processes (default: the cores).
 
     A summary's ``seconds`` is the time its replays took, added over the processes.
@@ -118,7 +128,7 @@ def run_replays(
         ]
         summaries = []
         for task, parts in zip(tasks, pending, strict=True):
-            by_replay: dict[int, Outcome] = {}
+            by_replay: dict[int, Outcome | FrontOutcome] = {}
             seconds = 0.0
             for chunk, part in zip(chunks, parts, strict=True):
                 outcomes, took = part.get()
@@ -136,7 +146,19 @@ def run_replays(
 _IGNORE_SIGINT = (signal.SIGINT, signal.SIG_IGN)
 
 
-def _summary(task: ReplayTask, outcomes: list[Outcome], seconds: float) -> Summary:
+def _summary(
+    task: ReplayTask, outcomes: list[Outcome | FrontOutcome], seconds: float
+) -> Summary | FrontSummary:
+    if task.policy.multi:
+        return FrontSummary(
+            task.policy.name,
+            task.workers,
+            tuple(outcomes),
+            seconds=seconds,
+            description=task.policy.describe(),
+            grid_epochs=task.curves.grid_epochs,
+            budget=task.budget,
+        )
     return Summary.of(
         task.policy.name,
         task.workers,
