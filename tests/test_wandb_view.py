@@ -28,8 +28,6 @@ import mixer_sweeps.tracking
 from conftest import TINY_RUN, sweeps, tiny_spec
 from mixer_sweeps.report import make_study_view, online_view, study_view
 from mixer_sweeps.results import load_results
-from mixer_sweeps.spec import load_study_file
-from mixer_sweeps.study import run_study
 from mixer_sweeps.tracking import StudyView, build_workspace, config_column, make_trackers
 from mixer_sweeps.training import Trainer
 
@@ -69,7 +67,21 @@ def study(tmp_path_factory: pytest.TempPathFactory) -> Path:
         "run": run,
     }
     (tmp / "vs.yaml").write_text(yaml.safe_dump(document, sort_keys=False), encoding="utf-8")
-    run_study(load_study_file(tmp / "vs.yaml"), results_dir=tmp / "results")
+    # In a process of its own: a W&B service that an earlier test started in this process (and
+    # the WANDB_* variables it leaves) would otherwise write these runs.
+    env = {k: v for k, v in os.environ.items() if not k.startswith("WANDB_") and k != "NETRC"}
+    home = tmp / "home"
+    home.mkdir()
+    command = [sys.executable, "-m", "mixer_sweeps", "run", str(tmp / "vs.yaml")]
+    done = subprocess.run(
+        [*command, "--results", str(tmp / "results"), "--no-view"],
+        capture_output=True,
+        text=True,
+        stdin=subprocess.DEVNULL,
+        env={**env, "HOME": str(home)},
+        timeout=600,
+    )
+    assert done.returncode == 0, done.stderr
     return tmp / "results" / "vs"
 
 
@@ -336,8 +348,9 @@ def test_no_view_tries_nothing(study: Path, tmp_path: Path) -> None:
     copy = _uploaded_copy(study, tmp_path)
     out = sweeps("sync", copy, "--no-view", "--timeout", "4", env=_unreachable(), timeout=90)
     assert out.returncode == 0, out.stderr
+    # 3 trials and the study's run
     assert out.stdout.splitlines() == [
-        f"nothing to sync: no offline W&B runs under {copy} (3 already uploaded)"
+        f"nothing to sync: no offline W&B runs under {copy} (4 already uploaded)"
     ]
     assert out.stderr == ""
 
@@ -356,8 +369,9 @@ def test_a_saved_view_is_not_made_again(study: Path, tmp_path: Path) -> None:
     assert make_study_view(load_results(copy), timeout=1) == (url, False)
     out = sweeps("sync", copy, "--timeout", "4", env=_unreachable(), timeout=90)
     assert out.returncode == 0, out.stderr
+    # 3 trials and the study's run
     assert out.stdout.splitlines() == [
-        f"nothing to sync: no offline W&B runs under {copy} (3 already uploaded)"
+        f"nothing to sync: no offline W&B runs under {copy} (4 already uploaded)"
     ]
     assert out.stderr == ""
 
