@@ -243,17 +243,10 @@ def _title(curves: Curves, repeats: int) -> str:
 
 
 def _payload(curves: Curves, summaries: list[Summary], *, repeats: int, budget: float) -> dict:
-    from mixer_sweeps.replay import BUDGETS, peer_versions
+    from mixer_sweeps.replay import BUDGETS, peer_versions, table_fields
 
     return {
-        "source": curves.source,
-        "name": curves.name,
-        "grid_epochs": curves.grid_epochs,
-        "configs": len(curves.configs),
-        "seeds": len(curves.seeds),
-        "epochs": curves.epochs,
-        "repeats": repeats,
-        "budget": budget,
+        **table_fields(curves, repeats=repeats, budget=budget),
         "budgets": list(BUDGETS),
         "peers": peer_versions() if any(s.name in _peer_names() for s in summaries) else None,
         "policies": [s.as_json() for s in summaries],

@@ -60,17 +60,10 @@ def _payload(
     repeats: int,
     budget: float,
 ) -> dict:
-    from mixer_sweeps.replay import PEERS, WITHIN, peer_versions
+    from mixer_sweeps.replay import PEERS, WITHIN, peer_versions, table_fields
 
     return {
-        "source": curves.source,
-        "name": curves.name,
-        "grid_epochs": curves.grid_epochs,
-        "configs": len(curves.configs),
-        "seeds": len(curves.seeds),
-        "epochs": curves.epochs,
-        "repeats": repeats,
-        "budget": budget,
+        **table_fields(curves, repeats=repeats, budget=budget),
         "objectives": [{"metric": m, "direction": d} for m, d in objectives],
         "reference_point": "the table's worst val_acc and largest params (normalised: 1, 1)",
         "hypervolume_table": scale.best,

@@ -26,6 +26,7 @@ __all__, __getattr__ = lazy_exports(
             "Curves",
             "TableError",
             "read_table",
+            "table_fields",
             "write_table",
         ],
         "._source": [

@@ -392,3 +392,17 @@ def _cell(value: Any) -> str:
     if isinstance(value, float):
         return repr(value)
     return str(value)
+
+
+def table_fields(curves: Curves, *, repeats: int, budget: float) -> dict:
+    """What every replay's ``--json`` says of its table and its run."""
+    return {
+        "source": curves.source,
+        "name": curves.name,
+        "grid_epochs": curves.grid_epochs,
+        "configs": len(curves.configs),
+        "seeds": len(curves.seeds),
+        "epochs": curves.epochs,
+        "repeats": repeats,
+        "budget": budget,
+    }
