@@ -94,7 +94,7 @@ def write_study(
         fingerprint=study_file.fingerprint(),
         metric=learning,
         replicates=replicates,
-        space=study_file.space.describe(),
+        space=study_file.space,
         base=study_file.base_spec.model_dump(mode="json"),
     )
     for key, value in record.to_attrs().items():

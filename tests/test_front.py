@@ -12,6 +12,7 @@ import optuna
 import pandas as pd
 import pytest
 from mo_studies import FRONT, FRONT_TRIALS, Made, params, write_study
+from optuna.study import StudyDirection
 from rich.console import Console
 
 from conftest import markdown_table, sweeps, tiny_run
@@ -235,7 +236,7 @@ def test_a_single_objective_study_reads_as_before(tmp_path: Path) -> None:
             tmp_path, "one", made, objectives=[{"metric": "val_acc", "direction": "maximize"}]
         )
     )
-    assert not found.multi and found.objectives == (Objective("val_acc", "maximize"),)
+    assert not found.multi and found.objectives == (Objective("val_acc", StudyDirection.MAXIMIZE),)
     assert [t.value for t in found.trials] == [0.8, 0.9]
     out = sweeps("best", found.study_dir, "--json")
     shown = json.loads(out.stdout)

@@ -308,7 +308,8 @@ def test_the_report_s_n_failed_leaves_out_attempts_queued_again_that_succeeded(
     ],
 )
 def test_a_float_step_range_keeps_its_last_point(low, high, step, grid) -> None:
-    assert Range("augment.label_smoothing", low, high, step=step).grid() == grid
+    dim = Range(path="augment.label_smoothing", low=low, high=high, step=step, type="float")
+    assert dim.grid() == grid
 
 
 def test_plan_s_grid_size_counts_a_float_range_s_last_point(tmp_path: Path) -> None:

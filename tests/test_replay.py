@@ -50,7 +50,7 @@ def curves_of(
 ) -> Curves:
     """Curves over a grid of ``values`` (default: one param ``x`` with one value per config)."""
     values = values or {"x": list(range(val.shape[0]))}
-    space = SearchSpace(tuple(Choices(p, tuple(v)) for p, v in values.items()))
+    space = SearchSpace(tuple(Choices(path=p, choices=v) for p, v in values.items()))
     return Curves(
         name="hand",
         source="hand-made",

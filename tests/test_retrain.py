@@ -16,6 +16,7 @@ import optuna
 import pandas as pd
 import pytest
 import yaml
+from optuna.study import StudyDirection
 from optuna.trial import TrialState
 from scipy import stats
 from typer.testing import CliRunner
@@ -252,8 +253,8 @@ def record(
 @pytest.mark.parametrize(
     ("direction", "expected"),
     [
-        ("maximize", [({"x": 2}, 0.9, (2,)), ({"x": 1}, 0.6, (0, 3))]),
-        ("minimize", [({"x": 3}, 0.1, (4,)), ({"x": 1}, 0.6, (0, 3))]),
+        (StudyDirection.MAXIMIZE, [({"x": 2}, 0.9, (2,)), ({"x": 1}, 0.6, (0, 3))]),
+        (StudyDirection.MINIMIZE, [({"x": 3}, 0.1, (4,)), ({"x": 1}, 0.6, (0, 3))]),
     ],
 )
 def test_best_configurations_group_by_params_and_follow_the_direction(direction, expected) -> None:

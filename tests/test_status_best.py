@@ -282,7 +282,8 @@ def test_the_winner_is_the_best_seed_mean_of_a_configuration(trials, winner) -> 
 
     assert ranked(trials, StudyDirection.MAXIMIZE)[0].number == winner
     assert best_trial(trials, StudyDirection.MAXIMIZE).number == winner
-    (params, _, numbers), *_ = best_configurations(trials, direction="maximize", top=1)[0]
+    best, _ = best_configurations(trials, direction=StudyDirection.MAXIMIZE, top=1)
+    (params, _, numbers), *_ = best
     assert winner in numbers
 
 

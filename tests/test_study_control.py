@@ -176,7 +176,7 @@ def test_a_val_loss_study_minimises_the_best_val_loss(tmp_path: Path) -> None:
             dict(zip(history["epoch"], history["val_loss"], strict=True))
         )
         record = TrialRecord.from_trial(trial)
-        assert record.best == (trial.value,) and record.direction == "minimize"
+        assert record.best == (trial.value,) and record.direction == StudyDirection.MINIMIZE
         assert record.best_val_acc == (pytest.approx(history["val_acc"].max()),)
         values[trial.number] = trial.value
     lowest = min(values, key=values.__getitem__)

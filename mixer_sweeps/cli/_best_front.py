@@ -26,7 +26,7 @@ def front_rows(found: StudyResults) -> list[dict[str, Any]]:
 
 
 def objectives_json(found: StudyResults) -> list[dict[str, str]]:
-    return [{"metric": o.metric, "direction": o.direction} for o in found.objectives]
+    return [o.as_json() for o in found.objectives]
 
 
 def front_payload(found: StudyResults, complete: int) -> dict[str, Any]:
@@ -52,7 +52,7 @@ def trial_objectives(found: StudyResults, trial: TrialRecord) -> dict[str, Any]:
 
 def describe_objectives(found: StudyResults) -> str:
     """``maximize val_acc, minimize params``."""
-    return ", ".join(f"{o.direction} {o.metric}" for o in found.objectives)
+    return ", ".join(str(o) for o in found.objectives)
 
 
 def front_table(found: StudyResults, rows: list[dict[str, Any]], complete: int) -> Any:

@@ -135,7 +135,7 @@ def _plan_study(
     return plan_retrain(
         loaded,
         found.trials,
-        direction=found.record.direction.name.lower(),
+        direction=found.record.direction,
         top=top,
         seeds=seeds,
         epochs=epochs,

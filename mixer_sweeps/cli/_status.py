@@ -195,8 +195,8 @@ def _render(s: StudyStatus, results: StudyResults) -> RenderableType:
 
     c = s.counts
     of = f"/{s.n_trials}" if s.n_trials is not None else ""
-    metric, direction = s.extra["metric"], s.direction.name.lower()
-    lines = [Text.assemble((s.name, "bold"), f"  {s.extra['study_dir']}  ({s.extra['storage']})")]
+    metric, direction = s.metric, s.direction.name.lower()
+    lines = [Text.assemble((s.name, "bold"), f"  {s.study_dir}  ({s.storage})")]
     trials = Text(f"  trials   {c.finished}{of} finished: ")
     trials.append(f"{c.complete} complete", style="green")
     trials.append(", ")
@@ -243,7 +243,7 @@ def _front_line(s: StudyStatus) -> RenderableType:
 
     from mixer_sweeps.results import describe_best_per
 
-    aims = ", ".join(f"{o.direction} {o.metric}" for o in s.objectives)
+    aims = ", ".join(str(o) for o in s.objectives)
     if not s.front:
         return Text(f"  front    none yet ({aims})")
     size = f"{len(s.front)} configuration{'s' * (len(s.front) != 1)}"

@@ -25,7 +25,7 @@ def describe_dimension(dim: Choices | Range) -> dict[str, Any]:
             "kind": "choices",
             "values": list(dim.labels),
             "text": ", ".join(map(str, dim.labels)),
-            "points": len(dim.values),
+            "points": dim.count(),
         }
     kind = ("int" if dim.integer else "float") + " range" + (", log" if dim.log else "")
     text = f"{dim.low:g} to {dim.high:g}" + (f", step {dim.step:g}" if dim.step else "")

@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from mixer_sweeps.spec import Choices, Range, SearchSpace, choice_label
+from mixer_sweeps.spec import Choices, Range, SearchSpace, choice_label, dimension
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -261,7 +261,7 @@ def _table_space(
             dims.append(dim)
         else:
             ordered = sorted(recorded) if _all_numbers(recorded) else recorded
-            dims.append(Choices(path, tuple(ordered)))
+            dims.append(Choices(path=path, choices=ordered))
     return SearchSpace(tuple(dims))
 
 
@@ -288,16 +288,15 @@ def _declared_space(study: Any, source: str) -> dict[str, Choices | Range]:
 
 def _dimension(item: tuple[str, Any]) -> tuple[str, Choices | Range | None]:
     path, described = item
+    if not isinstance(described, dict):
+        return path, None
+    ends = [described.get(k) for k in ("low", "high", "step")]
+    integer = all(isinstance(v, int) and not isinstance(v, bool) for v in ends)
     try:
-        if isinstance(described, dict) and "choices" in described:
-            return path, Choices(path, tuple(described["choices"]))
-        if isinstance(described, dict) and described.get("step") is not None:
-            low, high, step = described["low"], described["high"], described["step"]
-            integer = all(isinstance(v, int) and not isinstance(v, bool) for v in (low, high, step))
-            return path, Range(path, low, high, step=step, integer=integer)
-    except (ValueError, TypeError, KeyError):
-        pass
-    return path, None
+        dim = dimension(path, described, type="int" if integer else "float")
+    except ValueError:  # pydantic's ValidationError: not a dimension this table can use
+        return path, None
+    return path, dim if isinstance(dim, Choices) or dim.step is not None else None
 
 
 def _same_values(dim: Choices | Range, recorded: list[Any]) -> bool:

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import pandas as pd
+from optuna.study import StudyDirection
 
 from mixer_sweeps.report._figure import (
     COMPLETE_COLOR,
@@ -69,7 +70,7 @@ def front_table(results: StudyResults) -> Table:
     frame = pd.DataFrame(rows, columns=[*columns, "test acc"]).set_index("trial")
     for metric in (o.metric for o in objectives if o.metric in COUNTS):
         frame[metric] = frame[metric].round().astype("Int64")
-    aims = ", ".join(f"{o.direction} {o.metric}" for o in objectives)
+    aims = ", ".join(str(o) for o in objectives)
     complete = sum(t.state.name == COMPLETE for t in results.trials)
     note = (
         f"The complete trials that no other beats on every objective ({aims}), one per"
@@ -143,7 +144,7 @@ def front_figure(results: StudyResults) -> Figure | None:
     ax.step(
         best["x"],
         best["y"],
-        where="post" if objectives[x].direction == "minimize" else "pre",
+        where="post" if objectives[x].direction == StudyDirection.MINIMIZE else "pre",
         color=FRONT_COLOR,
         lw=1.2,
         gid="front line",
@@ -153,18 +154,18 @@ def front_figure(results: StudyResults) -> Figure | None:
         ax.annotate(
             str(row.number),
             (row.x, row.y),
-            xytext=(4, -4 if objectives[y].direction == "maximize" else 4),
+            xytext=(4, -4 if objectives[y].direction == StudyDirection.MAXIMIZE else 4),
             textcoords="offset points",
             fontsize=8,
-            va="top" if objectives[y].direction == "maximize" else "bottom",
+            va="top" if objectives[y].direction == StudyDirection.MAXIMIZE else "bottom",
             gid="front label",
         )
     if objectives[x].metric in COUNTS:
         count_x_axis(ax, points["x"].min(), points["x"].max())
     x_name, y_name = metric_label(objectives[x].metric), metric_label(objectives[y].metric)
     ax.set(
-        xlabel=f"{x_name} ({objectives[x].direction})",
-        ylabel=f"{y_name} ({objectives[y].direction})",
+        xlabel=f"{x_name} ({objectives[x].direction.name.lower()})",
+        ylabel=f"{y_name} ({objectives[y].direction.name.lower()})",
         title=f"Front: {y_name} vs {x_name}",
     )
     ax.grid(alpha=0.3)

@@ -140,12 +140,12 @@ def _note(plan: RetrainPlan) -> str:
     seeds = f"{len(plan.seeds)} fresh seeds ({plan.seeds[0]}–{plan.seeds[-1]})"
     what = (
         f"The {len(plan.configurations)} best of {plan.distinct} distinct complete configurations"
-        f" by {plan.metric} ({plan.direction}), each"
+        f" by {plan.metric} ({plan.direction.name.lower()}), each"
         if plan.direction is not None
         else f"The run spec {plan.source}"
     )
     if plan.front:
-        aims = ", ".join(f"{o.direction} {o.metric}" for o in plan.objectives)
+        aims = ", ".join(str(o) for o in plan.objectives)
         what = (
             f"The {len(plan.configurations)} configurations of the front ({aims}) among"
             f" {plan.distinct} distinct complete ones, each"

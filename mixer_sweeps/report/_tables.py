@@ -60,7 +60,7 @@ def factor_levels(frame: pd.DataFrame, dim: Choices | Range) -> pd.Series:
 
 def _grid(dim: Range) -> list[int | float] | None:
     if dim.integer and dim.step is None and not dim.log:
-        dim = Range(dim.path, dim.low, dim.high, step=1, integer=True)
+        dim = dim.model_copy(update={"step": 1})
     if dim.step is None or (dim.high - dim.low) / dim.step + 1 > MAX_LEVELS:
         return None
     return dim.grid()
@@ -143,7 +143,7 @@ def _with_ci(mean: float, ci: float) -> Any:
 
 def is_switch(dim: Choices | Range) -> bool:
     """Two choices, one of them off (``null``, ``false``, ``0``): a component on or off."""
-    return isinstance(dim, Choices) and len(dim.values) == 2 and sum(map(_off, dim.values)) == 1
+    return isinstance(dim, Choices) and len(dim.choices) == 2 and sum(map(_off, dim.choices)) == 1
 
 
 def _off(value: Any) -> bool:

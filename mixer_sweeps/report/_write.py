@@ -323,9 +323,7 @@ def _summary(results: StudyResults, frame: pd.DataFrame) -> list[str]:
         f"objective: best {settings.metric}" + (" (mean over seeds)" if seeds > 1 else ""),
     ]
     if results.multi:
-        how[-1] = "objectives: " + ", ".join(
-            f"{o.direction} {o.metric}" for o in results.objectives
-        )
+        how[-1] = "objectives: " + ", ".join(str(o) for o in results.objectives)
     lines = [line, ", ".join(how)]
     best = best_trial(results.trials)
     if results.multi:

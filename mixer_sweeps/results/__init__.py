@@ -68,6 +68,7 @@ __all__, __getattr__ = lazy_exports(
         "._objectives": [
             "COST_METRICS",
             "Objective",
+            "as_direction",
             "learning_index",
             "parse_objectives",
         ],
@@ -81,7 +82,6 @@ __all__, __getattr__ = lazy_exports(
             "is_missing",
         ],
         "._rank": [
-            "as_direction",
             "best_configurations",
             "best_trial",
             "ranked",

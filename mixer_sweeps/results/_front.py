@@ -19,6 +19,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from optuna.study import StudyDirection
 from optuna.trial import TrialState
 
 from mixer_sweeps.results._numbers import format_count, format_metric
@@ -122,7 +123,7 @@ def objective_values(
     learning = learning_index(objectives)
     reached = trial.mean_best
     if reached is None and trial.intermediate:
-        pick = max if objectives[learning].direction == "maximize" else min
+        pick = max if objectives[learning].direction == StudyDirection.MAXIMIZE else min
         reached = pick(trial.intermediate.values())
     values: list[float | None] = []
     for i, objective in enumerate(objectives):

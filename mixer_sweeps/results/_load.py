@@ -67,7 +67,7 @@ class StudyResults:
         """Every objective in Optuna's order; one, :attr:`metric`, in a single-objective study."""
         if self.record.multi:
             return self.record.objectives
-        return (Objective(self.metric, self.direction.name.lower()),)
+        return (Objective(self.metric, self.direction),)
 
     @property
     def multi(self) -> bool:
@@ -157,14 +157,7 @@ def results_of(study: optuna.Study, study_dir: Path) -> StudyResults:
     layout = StudyLayout(study_dir)
     resolved = read_resolved(layout.study_file)
     record = StudyRecord.from_study(study)
-    described = record.space or resolved["space"]
-    try:
-        space = SearchSpace.from_description(described)
-    except (ValueError, TypeError, KeyError, AttributeError) as exc:
-        raise ReportError(
-            f"{layout.study_file}: the saved search space is damaged ({type(exc).__name__}:"
-            f" {exc}); run the study again to rewrite it"
-        ) from None
+    space = record.space or _saved_space(layout.study_file, resolved["space"])
     try:
         settings = StudySettings.model_validate(resolved["study"])
     except ValueError as exc:  # pydantic's ValidationError
@@ -180,6 +173,16 @@ def results_of(study: optuna.Study, study_dir: Path) -> StudyResults:
         record=record,
         trials=records(study.get_trials(deepcopy=False), record.learning),
     )
+
+
+def _saved_space(study_file: Path, described: Any) -> SearchSpace:
+    try:
+        return SearchSpace.from_description(described)
+    except (ValueError, TypeError) as exc:  # pydantic's ValidationError is a ValueError
+        raise ReportError(
+            f"{study_file}: the saved search space is damaged ({type(exc).__name__}:"
+            f" {str(exc).splitlines()[0]}); run the study again to rewrite it"
+        ) from None
 
 
 def stored_best(storage: optuna.storages.BaseStorage, name: str) -> TrialRecord | None:

@@ -20,18 +20,8 @@ from optuna.trial import TrialState
 from mixer_sweeps.results._record import TrialRecord
 
 
-def as_direction(direction: StudyDirection | str) -> StudyDirection:
-    """``direction`` as Optuna's type; a name (``"minimize"``, as trials store it) too."""
-    if isinstance(direction, StudyDirection):
-        return direction
-    try:
-        return StudyDirection[str(direction).upper()]
-    except KeyError:
-        raise ValueError(f"direction must be maximize or minimize but got {direction!r}") from None
-
-
-def _sign(direction: StudyDirection | str) -> float:
-    return -1.0 if as_direction(direction) == StudyDirection.MAXIMIZE else 1.0
+def _sign(direction: StudyDirection) -> float:
+    return -1.0 if direction == StudyDirection.MAXIMIZE else 1.0
 
 
 def _configuration(trial: TrialRecord) -> str:
@@ -56,7 +46,7 @@ def seed_scores(trials: Iterable[TrialRecord]) -> dict[str, list[float]]:
     return scores
 
 
-def ranked(trials: Iterable[TrialRecord], direction: StudyDirection | str) -> list[TrialRecord]:
+def ranked(trials: Iterable[TrialRecord], direction: StudyDirection) -> list[TrialRecord]:
     """The COMPLETE trials, best first by their configuration's seed-mean (:func:`seed_scores`)
     in ``direction``; the lower number first among ties.
 
@@ -70,21 +60,21 @@ def ranked(trials: Iterable[TrialRecord], direction: StudyDirection | str) -> li
 
 
 def best_trial(
-    trials: Iterable[TrialRecord], direction: StudyDirection | str | None = None
+    trials: Iterable[TrialRecord], direction: StudyDirection | None = None
 ) -> TrialRecord | None:
     """The first of :func:`ranked`; without ``direction``, the one the trials recorded (the
     highest value unless they minimise their metric)."""
     trials = list(trials)
     if direction is None:
         complete = [t for t in trials if t.state == TrialState.COMPLETE]
-        minimize = any(t.direction == "minimize" for t in complete)
+        minimize = any(t.direction == StudyDirection.MINIMIZE for t in complete)
         direction = StudyDirection.MINIMIZE if minimize else StudyDirection.MAXIMIZE
     order = ranked(trials, direction)
     return order[0] if order else None
 
 
 def best_configurations(
-    trials: Sequence[TrialRecord], *, direction: StudyDirection | str, top: int
+    trials: Sequence[TrialRecord], *, direction: StudyDirection, top: int
 ) -> tuple[list[tuple[dict[str, Any], float, tuple[int, ...]]], int]:
     """The ``top`` best distinct configurations of the COMPLETE trials, best first, as
     :func:`ranked` orders them.

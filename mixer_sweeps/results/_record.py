@@ -28,7 +28,13 @@ from optuna.study import StudyDirection
 from optuna.trial import FrozenTrial, TrialState
 
 from mixer_sweeps.results._attrs import StudyAttr, TrialAttr
-from mixer_sweeps.results._objectives import Objective, learning_index, parse_objectives
+from mixer_sweeps.results._objectives import (
+    Objective,
+    as_direction,
+    learning_index,
+    parse_objectives,
+)
+from mixer_sweeps.spec import SearchSpace
 
 if TYPE_CHECKING:
     import optuna
@@ -37,8 +43,8 @@ if TYPE_CHECKING:
 @dataclass(frozen=True)
 class StudyRecord:
     """What a study keeps in storage beside its trials: the study file's fingerprint, its metric
-    and direction, replicates, search space (as :meth:`SearchSpace.describe` gives it) and the
-    resolved base spec. A study stored by an older version may lack any but the direction.
+    and direction, replicates, search space and the resolved base spec. A study stored by an
+    older version may lack any but the direction.
 
     ``direction`` is the learning metric's; ``objectives`` are all of them in Optuna's order
     (one for a single-objective study)."""
@@ -47,7 +53,9 @@ class StudyRecord:
     fingerprint: str | None = None
     metric: str | None = None
     replicates: int | None = None
-    space: dict[str, Any] | None = None
+    space: SearchSpace | None = None
+    """None for a study stored by an older version, or one whose stored space is damaged (its
+    ``study.yaml`` holds it too)."""
     base: dict[str, Any] | None = None
     objectives: tuple[Objective, ...] = ()
 
@@ -66,13 +74,11 @@ class StudyRecord:
             StudyAttr.FINGERPRINT: self.fingerprint,
             StudyAttr.METRIC: self.metric,
             StudyAttr.REPLICATES: self.replicates,
-            StudyAttr.SPACE: self.space,
+            StudyAttr.SPACE: None if self.space is None else self.space.describe(),
             StudyAttr.BASE: self.base,
         }
         if self.objectives:
-            attrs[StudyAttr.OBJECTIVES] = [
-                {"metric": o.metric, "direction": o.direction} for o in self.objectives
-            ]
+            attrs[StudyAttr.OBJECTIVES] = [o.as_json() for o in self.objectives]
         return attrs
 
     @classmethod
@@ -89,9 +95,16 @@ class StudyRecord:
             fingerprint=attrs.get(StudyAttr.FINGERPRINT),
             metric=metric if len(objectives) == 1 else objectives[learning].metric,
             replicates=attrs.get(StudyAttr.REPLICATES),
-            space=space if isinstance(space, dict) else None,
+            space=_space(space),
             base=base if isinstance(base, dict) else None,
         )
+
+
+def _space(described: Any) -> SearchSpace | None:
+    try:
+        return SearchSpace.from_description(described)
+    except (TypeError, ValueError):  # pydantic's ValidationError is a ValueError
+        return None
 
 
 @dataclass(frozen=True)
@@ -115,7 +128,7 @@ class TrialRecord:
     """What the trial costs, known before it trains (``params``, ``flops``, ``images_per_s``)."""
     metric: str = "val_acc"
     """The study's metric, a per-epoch history field."""
-    direction: str = "maximize"
+    direction: StudyDirection = StudyDirection.MAXIMIZE
     best: tuple[float, ...] = ()
     """Per seed, the best of ``metric`` over the epochs (``best_val_acc`` for val_acc)."""
     seeds: tuple[int, ...] = ()
@@ -195,7 +208,7 @@ class TrialRecord:
             TrialAttr.EPOCHS: list(self.epochs),
             TrialAttr.REASON: self.reason,
             TrialAttr.METRIC: self.metric,
-            TrialAttr.DIRECTION: self.direction,
+            TrialAttr.DIRECTION: self.direction.name.lower(),
         }
         if self.objective != TrialAttr.BEST_VAL_ACC:  # val_acc's best is ``best_val_acc`` itself
             attrs[self.objective] = list(self.best)
@@ -224,7 +237,7 @@ class TrialRecord:
             costs=dict(costs) if isinstance(costs, dict) else {},
             seeds=tuple(attrs.get(TrialAttr.SEEDS) or ()),
             metric=metric,
-            direction=attrs.get(TrialAttr.DIRECTION, "maximize"),
+            direction=as_direction(attrs.get(TrialAttr.DIRECTION, "maximize")),
             best=tuple(attrs.get(f"best_{metric}") or ()),
             val_acc=() if metric == "val_acc" else tuple(attrs.get(TrialAttr.BEST_VAL_ACC) or ()),
             test_acc=tuple(attrs.get(TrialAttr.TEST_ACC) or ()),

@@ -18,7 +18,7 @@ from __future__ import annotations
 import datetime
 import statistics
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -54,7 +54,13 @@ class StudyStatus:
     """How the ETA was found, or why it is unknown."""
     trial_s: float | None = None
     """Mean duration of a finished trial."""
-    extra: dict[str, Any] = field(default_factory=dict)
+    study_dir: str = ""
+    """The study's folder, as the results folder was given."""
+    storage: str = ""
+    """Where its storage is, for people (a journal file, a database URL without password)."""
+    metric: str = "val_acc"
+    """The study's metric (the learning metric of a multi-objective study)."""
+    replicates: int = 1
     objectives: tuple[Objective, ...] = ()
     """With several objectives, the study's: then :attr:`front` and :attr:`best_per` are set."""
     front: tuple[TrialRecord, ...] = ()
@@ -68,7 +74,7 @@ class StudyStatus:
     def front_json(self) -> dict[str, Any]:
         """The front and the best per objective, as ``sweeps status --json`` shows them."""
         return {
-            "objectives": [{"metric": o.metric, "direction": o.direction} for o in self.objectives],
+            "objectives": [o.as_json() for o in self.objectives],
             "front": [
                 {
                     "trial": t.number,
@@ -94,7 +100,10 @@ class StudyStatus:
         best = self.best
         return {
             "name": self.name,
-            **self.extra,
+            "study_dir": self.study_dir,
+            "storage": self.storage,
+            "metric": self.metric,
+            "replicates": self.replicates,
             "n_trials": self.n_trials,
             "timeout": self.timeout,
             "direction": self.direction.name.lower(),
@@ -130,11 +139,15 @@ def study_status(
     n_trials: int | None,
     timeout: float | None,
     now: datetime.datetime | None = None,
-    extra: dict[str, Any] | None = None,
     objectives: tuple[Objective, ...] = (),
+    study_dir: str = "",
+    storage: str = "",
+    metric: str = "val_acc",
+    replicates: int = 1,
 ) -> StudyStatus:
     """The status of study ``name`` from its ``trials`` (``now`` defaults to the local time,
-    which is what Optuna stamps trials with); with several ``objectives``, its front too."""
+    which is what Optuna stamps trials with); with several ``objectives``, its front too. The
+    rest is carried to :class:`StudyStatus` as it is."""
     now = now or datetime.datetime.now()
     counts = count_trials(trials)
     running = [t for t in trials if t.state == TrialState.RUNNING]
@@ -168,7 +181,10 @@ def study_status(
         eta_s=eta,
         eta_note=note,
         trial_s=trial_s,
-        extra=dict(extra or {}),
+        study_dir=study_dir,
+        storage=storage,
+        metric=metric,
+        replicates=replicates,
         objectives=tuple(objectives),
         front=tuple(pareto_front(trials, objectives)) if len(objectives) > 1 else (),
         best_per=tuple(best_per_objective(trials, objectives)) if len(objectives) > 1 else (),

@@ -57,7 +57,7 @@ def _print_front(run: StudyRun, record: StudyRecord, console: Console) -> None:
     """The front of a multi-objective study, a configuration a line, cheapest first."""
     objectives = record.objectives
     front = pareto_front(records(run.trials, record.learning), objectives)
-    aims = ", ".join(f"{o.direction} {o.metric}" for o in objectives)
+    aims = ", ".join(str(o) for o in objectives)
     if not front:
         console.print(f"no trial has completed yet ({aims})")
         return

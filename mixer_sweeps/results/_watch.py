@@ -149,11 +149,9 @@ def status_of(results: StudyResults, storage: str | None) -> StudyStatus:
         direction=results.direction,
         n_trials=n_trials,
         timeout=settings.timeout,
-        extra={
-            "study_dir": str(results.study_dir),
-            "storage": describe_storage(url, results.study_dir),
-            "metric": results.metric,
-            "replicates": results.replicates,
-        },
         objectives=results.objectives,
+        study_dir=str(results.study_dir),
+        storage=describe_storage(url, results.study_dir),
+        metric=results.metric,
+        replicates=results.replicates,
     )

@@ -38,6 +38,7 @@ from pathlib import Path
 from typing import Any
 
 import yaml
+from optuna.study import StudyDirection
 
 from mixer_sweeps.results import (
     Objective,
@@ -112,8 +113,8 @@ class RetrainPlan:
     source: str
     """The study or spec file, for people."""
     metric: str | None = None
-    direction: str | None = None
-    """``maximize`` or ``minimize``: the study's direction (None for a spec)."""
+    direction: StudyDirection | None = None
+    """The study's direction (None for a spec)."""
     distinct: int = 0
     """Distinct complete configurations the study had to choose from."""
     search_seeds: tuple[int, ...] = ()
@@ -204,7 +205,7 @@ def plan_retrain(
     study_file: StudyFile,
     trials: Sequence[TrialRecord],
     *,
-    direction: str,
+    direction: StudyDirection,
     top: int,
     seeds: int,
     epochs: int | None,

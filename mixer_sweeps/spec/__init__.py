@@ -53,9 +53,11 @@ __all__, __getattr__ = lazy_exports(
         ],
         "._space": [
             "Choices",
+            "Dimension",
             "Range",
             "SearchSpace",
             "choice_label",
+            "dimension",
         ],
         "._study": [
             "COST_DIRECTIONS",

@@ -415,7 +415,7 @@ class StudyFile:
         """
         yield f"{self.source} (the base spec)", self.base_spec
         for dim in self.space.dims:
-            values = dim.values if isinstance(dim, Choices) else (dim.low, dim.high)
+            values = dim.choices if isinstance(dim, Choices) else (dim.low, dim.high)
             for value in values:
                 spec = self.trial_spec({dim.path: value}, name=self.name)
                 yield f"{self.source} with {dim.path}={value!r}", spec
@@ -483,7 +483,7 @@ def most_epochs(space: SearchSpace, base_spec: RunSpec) -> int:
     if isinstance(dim, Range):
         return int(dim.high)
     if isinstance(dim, Choices):
-        epochs = [v for v in dim.values if isinstance(v, int) and not isinstance(v, bool)]
+        epochs = [v for v in dim.choices if isinstance(v, int) and not isinstance(v, bool)]
         if epochs:
             return max(epochs)
     return base_spec.optim.epochs

@@ -4,15 +4,14 @@ from __future__ import annotations
 
 import contextlib
 import difflib
-import math
 import types
 import typing
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, Field, field_validator, model_validator
+from pydantic import BaseModel, Field
 
-from mixer_sweeps.spec._errors import FieldError, Problem, SpecError
+from mixer_sweeps.spec._errors import Problem, SpecError
 from mixer_sweeps.spec._load import apply_overrides, validate_model
 from mixer_sweeps.spec._run import RunSpec, SpecSection
 from mixer_sweeps.spec._space import Choices, Range, SearchSpace
@@ -37,59 +36,8 @@ class _StudyDocument(SpecSection):
     enqueue: list[Any] = Field(default_factory=list)
 
 
-class _Dimension(SpecSection):
-    choices: list[Any] | None = None
-    low: int | float | None = None
-    high: int | float | None = None
-    log: bool = False
-    step: int | float | None = Field(None, gt=0)
-
-    @field_validator("low", "high", "step", mode="before")
-    @classmethod
-    def _finite(cls, value: Any) -> Any:
-        if isinstance(value, float) and not math.isfinite(value):
-            raise ValueError("must be a finite number")
-        return value
-
-    @model_validator(mode="after")
-    def _is_consistent(self) -> _Dimension:
-        problems: list[tuple[str, str]] = []
-        if self.choices is not None:
-            for key in ("low", "high", "step"):
-                if getattr(self, key) is not None:
-                    problems.append((key, "cannot be combined with choices"))
-            if self.log:
-                problems.append(("log", "cannot be combined with choices"))
-            if not self.choices:
-                problems.append(("choices", "must list at least one value but got []"))
-            for i, choice in enumerate(self.choices):
-                if choice in self.choices[:i]:
-                    problems.append((f"choices.{i}", f"duplicate choice {choice!r}"))
-        elif self.low is None or self.high is None:
-            if self.low is None and self.high is None:
-                problems.append(("choices", "give either choices or low and high"))
-            else:
-                missing = "low" if self.low is None else "high"
-                problems.append((missing, "required with a range but missing"))
-        else:
-            if self.low > self.high:
-                problems.append(("low", f"must not exceed high={self.high} but got {self.low}"))
-            if self.log and self.low <= 0:
-                problems.append(("low", f"must be > 0 with log: true but got {self.low}"))
-            if self.log and self.step is not None:
-                problems.append(("step", "cannot be combined with log: true"))
-            elif self.step is not None and self.low <= self.high:
-                ratio = (self.high - self.low) / self.step
-                if abs(ratio - round(ratio)) > 1e-9:
-                    problems.append(
-                        (
-                            "step",
-                            f"must divide high - low = {self.high - self.low} but got {self.step}",
-                        )
-                    )
-        if problems:
-            raise FieldError(problems)
-        return self
+_DIMENSION_KEYS = ("choices", "low", "high", "log", "step")
+"""What a study file may give under ``space.<path>``; a range's ``type`` comes from the field."""
 
 
 def load_study_file(
@@ -256,30 +204,24 @@ def _check_dimension(
             )
         )
         return None
-    dim = _collect(problems, lambda: validate_model(_Dimension, value, doc, prefix=at))
-    if dim is None or annotation is None:
+    for unknown in (k for k in value if k not in _DIMENSION_KEYS):
+        hint = difflib.get_close_matches(str(unknown), _DIMENSION_KEYS, n=1)
+        known = ", ".join(_DIMENSION_KEYS)
+        message = f"did you mean {hint[0]!r}?" if hint else f"known keys: {known}"
+        problems.append(problem_at(doc, (*at, unknown), f"unknown key; {message}"))
+    given = {k: v for k, v in value.items() if k in _DIMENSION_KEYS}
+    kind = None if annotation is None else _numeric_kind(annotation)
+    if given.get("choices") is not None:
+        model, data = Choices, {**given, "path": key}
+    else:  # a field that is no number still has its range's own mistakes listed
+        model, data = Range, {**given, "path": key, "type": kind or "float"}
+    dim = _collect(problems, lambda: validate_model(model, data, doc, prefix=at))
+    if dim is None or annotation is None or len(given) < len(value):
         return None
-    if dim.choices is not None:
-        return Choices(key, tuple(dim.choices))
-    kind = _numeric_kind(annotation)
-    if kind is None:
+    if isinstance(dim, Range) and kind is None:
         problems.append(problem_at(doc, at, "a range needs a numeric field; list choices instead"))
         return None
-    if kind == "int":
-        bad = [k for k in ("low", "high", "step") if not _is_integral(getattr(dim, k))]
-        for k in bad:
-            problems.append(
-                problem_at(doc, (*at, k), f"{key} is an integer but got {getattr(dim, k)!r}")
-            )
-        if bad:
-            return None
-        step = int(dim.step) if dim.step is not None else None
-        return Range(key, int(dim.low), int(dim.high), log=dim.log, step=step, integer=True)
-    return Range(key, float(dim.low), float(dim.high), log=dim.log, step=dim.step, integer=False)
-
-
-def _is_integral(value: float | None) -> bool:
-    return value is None or (not isinstance(value, bool) and float(value).is_integer())
+    return dim
 
 
 def _check_path(at: tuple[str, str], doc: YamlDocument, problems: list[Problem]) -> Any:

@@ -49,7 +49,7 @@ def check_dimension_values(
     """Each choice (each end of a range) applied alone to the base; with ``own_only`` (the base
     has problems of its own, already listed) only the problems of the dimension's own field."""
     if isinstance(dim, Choices):
-        candidates = [(("choices", i), value) for i, value in enumerate(dim.values)]
+        candidates = [(("choices", i), value) for i, value in enumerate(dim.choices)]
     else:
         candidates = [(("low",), dim.low), (("high",), dim.high)]
     for where, value in candidates:
@@ -250,7 +250,7 @@ def _enqueued_value(dim: Choices | Range, value: Any) -> tuple[Any, str | None]:
         label = choice_label(value)
         if any(type(k) is type(label) and k == label for k in dim.labels):
             return label, None
-        return None, f"must be one of the choices {list(dim.values)!r} but got {value!r}"
+        return None, f"must be one of the choices {list(dim.choices)!r} but got {value!r}"
     number = isinstance(value, int | float) and not isinstance(value, bool)
     if not number or (dim.integer and not float(value).is_integer()):
         kind = "an integer" if dim.integer else "a number"
@@ -266,10 +266,4 @@ def _enqueued_value(dim: Choices | Range, value: Any) -> tuple[Any, str | None]:
 
 def _grid_counts(space: SearchSpace) -> dict[str, int]:
     """Points along each grid dimension, counted without listing them."""
-    counts = {}
-    for dim in space.dims:
-        if isinstance(dim, Choices):
-            counts[dim.path] = len(dim.values)
-        elif dim.step is not None:
-            counts[dim.path] = int(round((dim.high - dim.low) / dim.step)) + 1
-    return counts
+    return {d.path: d.count() for d in space.dims if isinstance(d, Choices) or d.step is not None}

@@ -28,7 +28,7 @@ from optuna.trial import FrozenTrial, TrialState
 
 from mixer_sweeps._signals import Interrupt
 from mixer_sweeps.data import DatasetSplits, load_data
-from mixer_sweeps.results import StudyLayout, TrialRecord
+from mixer_sweeps.results import StudyLayout, TrialRecord, as_direction
 from mixer_sweeps.results import TrialAttr as attr
 from mixer_sweeps.spec import DataSpec, RunSpec, SpecError, StudyFile
 from mixer_sweeps.study._faults import machine_fault
@@ -412,7 +412,7 @@ def _record(
         number=trial.number,
         state=TrialState.RUNNING,
         metric=study_file.settings.metric,
-        direction=study_file.settings.direction or "maximize",
+        direction=as_direction(study_file.settings.direction or "maximize"),
         best=tuple(_best(study_file, r) for r in results),
         seeds=tuple(seeds[: len(results)]),
         val_acc=()

@@ -227,7 +227,7 @@ def _open_study(
             fingerprint=fingerprint,
             metric=study_file.settings.metric,
             replicates=study_file.settings.replicates,
-            space=study_file.space.describe(),
+            space=study_file.space,
             base=study_file.base_spec.model_dump(mode="json"),
         )
         for key, value in record.to_attrs().items():
@@ -273,7 +273,7 @@ def _changes(study: optuna.Study, study_file: StudyFile) -> list[str]:
     settings = study_file.settings
     old = flat(
         stored.base,
-        stored.space,
+        stored.space.describe(),
         {
             "replicates": stored.replicates,
             "metric": stored.metric,
