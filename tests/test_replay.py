@@ -489,12 +489,49 @@ def test_json_output_has_the_promised_keys(tmp_path: Path) -> None:
         "--workers",
         "2",
         "--out",
-        "replayed",
+        "as-text",
         cwd=tmp_path,
     )
     assert text.returncode == 0, text.stderr
     assert "random: random sampler, no pruner" in text.stdout
-    assert "wrote replayed/regret.png" in text.stdout
+    assert "wrote as-text/regret.png" in text.stdout
+
+
+def test_out_holds_only_a_replay_and_an_earlier_one_is_replaced_only_with_force(
+    tmp_path: Path,
+) -> None:
+    write_table(family(), tmp_path / "t.csv")
+    args = ["replay", "t.csv", "--policy", "random", "--workers", "1", "--json"]
+    other = tmp_path / "other"
+    other.mkdir()
+    (other / "notes.txt").write_text("mine\n")
+    refused = sweeps(*args, "--repeats", "2", "--out", "other", cwd=tmp_path)
+    assert refused.returncode == 2 and refused.stdout == ""
+    assert refused.stderr.splitlines() == [
+        "error: --out other holds files that are not a replay's files (notes.txt); move them"
+        " away or give another folder"
+    ]
+    assert [p.name for p in other.iterdir()] == ["notes.txt"]
+
+    first = sweeps(*args, "--repeats", "2", "--out", "replayed", cwd=tmp_path)
+    assert first.returncode == 0, first.stderr
+    folder = tmp_path / "replayed"
+    before = {p.name: (p.read_bytes(), p.stat().st_mtime_ns) for p in folder.iterdir()}
+    assert sorted(before) == ["regret.png", "summary.json"]
+    again = sweeps(*args, "--repeats", "3", "--out", "replayed", cwd=tmp_path)
+    assert again.returncode == 2 and again.stdout == ""
+    assert again.stderr.splitlines() == [
+        "error: --out replayed already holds a replay's files (regret.png, summary.json); give"
+        " --force to replace them"
+    ]
+    assert {p.name: (p.read_bytes(), p.stat().st_mtime_ns) for p in folder.iterdir()} == before
+
+    forced = sweeps(*args, "--repeats", "3", "--out", "replayed", "--force", cwd=tmp_path)
+    assert forced.returncode == 0, forced.stderr
+    assert sorted(p.name for p in folder.iterdir()) == ["regret.png", "summary.json"]
+    summary = json.loads((folder / "summary.json").read_text())
+    assert summary == json.loads(forced.stdout) and summary["repeats"] == 3
+    assert (folder / "regret.png").read_bytes() != before["regret.png"][0]  # its title: 3 replays
 
 
 @pytest.mark.parametrize(

@@ -221,7 +221,10 @@ def test_the_command_prints_the_hypervolume_table_and_writes_the_figure(tmp_path
         assert median == sorted(median)
     figure = tmp_path / "replayed" / "hypervolume.png"
     assert figure.stat().st_size > 1000
-    text = sweeps(*args, "--out", "replayed", cwd=tmp_path)
+    again = sweeps(*args, "--out", "replayed", cwd=tmp_path)
+    assert again.returncode == 2 and "Traceback" not in again.stderr
+    assert "replayed already holds a replay's files (hypervolume.png, summary.json)" in again.stderr
+    text = sweeps(*args, "--out", "as-text", cwd=tmp_path)
     assert text.returncode == 0, text.stderr
     assert "mo-tpe-front" in text.stdout and "reference (unpruned search" in text.stdout
 
