@@ -5,8 +5,6 @@ from __future__ import annotations
 import json
 import math
 import os
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -14,7 +12,7 @@ import pytest
 import yaml
 from optuna.trial import TrialState
 
-from conftest import TINY_RUN
+from conftest import TINY_RUN, sweeps
 from mixer_sweeps.replay import (
     BUDGETS,
     Curves,
@@ -112,13 +110,14 @@ def test_a_table_uses_its_study_files_space_where_it_holds_the_recorded_values(
         )
     )
     path = tmp_path / "curves.csv"
-    write_table(Curves(**{**_fields(curves), "header": {"study": str(study)}}), path)
+    write_table(Curves(**{**fields_of(curves), "header": {"study": str(study)}}), path)
     space = read_table(path).space
     assert space.get("optim.lr").grid() == [0.03, 0.01, 0.003, 0.001]  # the file's own order
     assert isinstance(space.get("model.embed_dim"), Choices)  # its range holds 48: not used
 
 
-def _fields(curves: Curves) -> dict:
+def fields_of(curves: Curves) -> dict:
+    """What makes ``curves``, to build a changed copy: ``Curves(**{**fields_of(c), ...})``."""
     names = ("name", "source", "space", "configs", "seeds", "val_acc", "seconds", "test_acc")
     return {n: getattr(curves, n) for n in (*names, "num_params", "header")}
 
@@ -433,16 +432,6 @@ def test_syne_tune_runs_on_its_own_simulator(peer: str) -> None:
 # ---------------------------------------------------------------------------- the command
 
 
-def sweeps(*args: str, cwd: Path) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, "-m", "mixer_sweeps", *args],
-        capture_output=True,
-        text=True,
-        cwd=cwd,
-        timeout=300,
-    )
-
-
 def test_json_output_has_the_promised_keys(tmp_path: Path) -> None:
     write_table(family(), tmp_path / "t.csv")
     out = sweeps(
@@ -561,14 +550,8 @@ def test_bad_input_exits_2_naming_it_and_writes_nothing(tmp_path: Path, args, sa
 
 def test_a_peer_that_is_not_installed_is_refused_with_how_to_install_it(tmp_path: Path) -> None:
     write_table(family(), tmp_path / "t.csv")
-    out = subprocess.run(
-        [sys.executable, "-m", "mixer_sweeps", "replay", "t.csv", "--policy", "dehb"],
-        capture_output=True,
-        text=True,
-        cwd=tmp_path,
-        env={**os.environ, "SWEEPS_PEERS_PYTHON": str(tmp_path / "no-such-python")},
-        timeout=120,
-    )
+    env = {**os.environ, "SWEEPS_PEERS_PYTHON": str(tmp_path / "no-such-python")}
+    out = sweeps("replay", "t.csv", "--policy", "dehb", cwd=tmp_path, env=env)
     assert out.returncode == 2 and "Traceback" not in out.stderr
     assert "--policy dehb: the peer is not installed; run scripts/setup-peers" in out.stderr
 
