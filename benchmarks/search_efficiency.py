@@ -55,7 +55,7 @@ def replay(table: str, repeats: int) -> dict:
         arg for name in STUDY_POLICIES for arg in ("--policy", str(HERE / "policies" / name))
     ]
     command += ["--workers", "1", "--workers", "4", "--repeats", str(repeats)]
-    command += ["--out", str(OUT / table), "--json"]
+    command += ["--out", str(OUT / table), "--force", "--json"]  # replaces the last run's files
     done = subprocess.run(command, check=True, stdout=subprocess.PIPE, text=True)
     return json.loads(done.stdout)
 

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 
 from mixer_sweeps.spec import RunSpec, apply_overrides
 
@@ -72,6 +73,82 @@ def tiny_run(**changes: Any) -> dict[str, Any]:
             node = node.setdefault(key, {})
         node[leaf] = value
     return data
+
+
+# ------------------------------------------------------------------ finished tiny studies
+
+TINY_FIXED: dict[str, Any] = {"optim.epochs": 4, "optim.warmup_epochs": 0, "optim.min_lr": 0.0}
+"""Four epochs: room for the median pruner (from epoch 2) to stop a trial."""
+
+MIXED_GRID: dict[str, Any] = {
+    "model.embed_dim": {"choices": [16, 24]},
+    "model.depth": {"choices": [1, 2]},
+    "optim.lr": {"choices": [3e-2, 1e-7, 1e6]},
+}
+"""lr 1e6 makes the loss non-finite (FAIL); lr 1e-7 stays at chance and the median pruner stops
+it; lr 3e-2 completes."""
+
+
+def write_tiny_study(path: Path, name: str, space: dict[str, Any], **study: Any) -> Path:
+    """The study file ``name`` over ``space``, the tiny run with :data:`TINY_FIXED`."""
+    document = {
+        "study": {"name": name, **study},
+        "fixed": TINY_FIXED,
+        "space": space,
+        "run": TINY_RUN,
+    }
+    path.write_text(yaml.safe_dump(document, sort_keys=False), encoding="utf-8")
+    return path
+
+
+def run_tiny(tmp: Path, name: str, space: dict[str, Any], **study: Any) -> Path:
+    """Runs the study ``tmp/NAME.yaml`` in ``tmp/results``; returns its results folder."""
+    from mixer_sweeps.spec import load_study_file
+    from mixer_sweeps.study import run_study
+
+    path = write_tiny_study(tmp / f"{name}.yaml", name, space, **study)
+    run_study(load_study_file(path), results_dir=tmp / "results")
+    return tmp / "results" / name
+
+
+@pytest.fixture(scope="session")
+def grid(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The finished study ``grid`` over :data:`MIXED_GRID` (complete, pruned and failed trials)
+    with its report, trained once for every test that reads it: copy it to change it."""
+    from mixer_sweeps.report import write_report
+    from mixer_sweeps.results import load_results
+
+    study_dir = run_tiny(
+        tmp_path_factory.mktemp("grid"),
+        "grid",
+        MIXED_GRID,
+        sampler={"type": "grid", "seed": 1},
+        pruner={"type": "median", "min_epochs": 2, "startup_trials": 2},
+    )
+    write_report(load_results(study_dir))
+    return study_dir
+
+
+@pytest.fixture
+def no_wandb_login(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """A fresh wandb session that sees no credentials, server or settings but the test's own:
+    no ``WANDB_*`` or ``NETRC`` variable, HOME in ``tmp_path``, before and after the test."""
+    import wandb
+
+    from mixer_sweeps.tracking import _guard
+
+    for name in list(os.environ):
+        if name.startswith("WANDB_") or name == "NETRC":
+            monkeypatch.delenv(name)
+    home = tmp_path / "home"
+    home.mkdir()
+    monkeypatch.setenv("HOME", str(home))
+    # wandb freezes its settings (base URL, keys) at first use in a process.
+    wandb.teardown()
+    _guard._reset_state()
+    yield
+    wandb.teardown()
+    _guard._reset_state()
 
 
 @pytest.fixture(scope="session")

@@ -3,7 +3,8 @@
 Every command that writes a file the user names (``best --export``, ``schema --out``) refuses an
 existing file without ``--force``, writes through a named pipe or an open descriptor rather than
 replacing it, and never replaces a symbolic link. Every command that writes into a folder the
-user names (``train --out``, ``report --out``, retrain's ``<results>/<study>/retrain``) refuses a
+user names (``train --out``, ``report --out``, ``replay --out``, retrain's
+``<results>/<study>/retrain``) refuses a
 file, a pipe, a link to nothing, a folder of other files or a pipe in place of one of its own
 files, and writes through a link to a folder. ``validate`` reads a pipe once, as ``train`` does.
 
@@ -28,8 +29,10 @@ from typing import Any
 
 import pytest
 import yaml
+from test_replay import family
 
 from conftest import TINY_RUN, sweeps, unwritable_folder
+from mixer_sweeps.replay import write_table
 from mixer_sweeps.spec import load_study_file, parse_run_spec
 from mixer_sweeps.study import run_study
 
@@ -47,8 +50,8 @@ def _one_error(done: subprocess.CompletedProcess, *words: str) -> None:
 
 @pytest.fixture(scope="module")
 def finished(tmp_path_factory) -> Path:
-    """A folder with ``tiny.yaml`` (a study of one trial of one epoch), ``spec.yaml`` and the
-    study's ``results/``."""
+    """A folder with ``tiny.yaml`` (a study of one trial of one epoch), ``spec.yaml``, the
+    study's ``results/`` and ``t.csv`` (a tiny recorded-curves table)."""
     root = tmp_path_factory.mktemp("finished")
     study = {
         "study": {"name": "tiny", "n_trials": 1, "pruner": {"type": "none"}},
@@ -58,6 +61,7 @@ def finished(tmp_path_factory) -> Path:
     (root / "tiny.yaml").write_text(yaml.safe_dump(study, sort_keys=False), encoding="utf-8")
     (root / "spec.yaml").write_text(yaml.safe_dump(EPOCH, sort_keys=False), encoding="utf-8")
     run_study(load_study_file(root / "tiny.yaml"), results_dir=root / "results")
+    write_table(family(), root / "t.csv")
     return root
 
 
@@ -232,6 +236,15 @@ FOLDER_COMMANDS = [
         lambda work, folder: ["report", "tiny.yaml", "--format", "md", "--out", folder],
         lambda work: work / "out",
         "report.md",
+    ),
+    FolderCommand(
+        "replay --out",
+        lambda work, folder: [
+            *("replay", "t.csv", "--policy", "random", "--repeats", "1", "--workers", "1"),
+            *("--out", folder),
+        ],
+        lambda work: work / "out",
+        "summary.json",
     ),
     FolderCommand(
         "retrain",

@@ -12,16 +12,13 @@ import pytest
 import yaml
 from optuna.study import StudyDirection
 from optuna.trial import TrialState
-from typer.testing import CliRunner
+from test_study_file import exits_2, problems_of
 
 from conftest import TINY_RUN
-from mixer_sweeps.cli import app
 from mixer_sweeps.plan import model_cost
-from mixer_sweeps.spec import SpecError, load_study_file, parse_study_file
+from mixer_sweeps.spec import load_study_file, parse_study_file
 from mixer_sweeps.study import run_study
 from mixer_sweeps.training import Trainer
-
-runner = CliRunner()
 
 SPACE = {"model.embed_dim": {"choices": [8, 16]}, "optim.lr": {"low": 1e-3, "high": 1e-2}}
 FRONT = [{"metric": "val_acc"}, {"metric": "params"}]
@@ -36,12 +33,6 @@ def study_text(space: dict[str, Any] | None = None, **study: Any) -> str:
         "run": TINY_RUN,
     }
     return yaml.safe_dump(document, sort_keys=False)
-
-
-def problems_of(**study: Any) -> dict[str, str]:
-    with pytest.raises(SpecError) as caught:
-        parse_study_file(study_text(**study), source="bad.yaml")
-    return {p.path: p.message for p in caught.value.problems}
 
 
 BAD = [
@@ -122,9 +113,9 @@ BAD = [
 
 @pytest.mark.parametrize(("study", "path", "words"), BAD)
 def test_bad_objectives(study: dict[str, Any], path: str, words: str) -> None:
-    problems = problems_of(**study)
+    problems = problems_of(study_text(**study))
     assert path in problems, problems
-    assert words in problems[path]
+    assert words in problems[path].message
 
 
 def test_validate_exits_2_naming_the_objective_and_its_line(tmp_path: Path) -> None:
@@ -133,10 +124,9 @@ def test_validate_exits_2_naming_the_objective_and_its_line(tmp_path: Path) -> N
         study_text(objectives=[{"metric": "val_acc"}, {"metric": "params", "direction": "less"}])
     )
     line = next(i for i, text in enumerate(path.read_text().splitlines(), 1) if "less" in text)
-    result = runner.invoke(app, ["validate", str(path)])
-    assert result.exit_code == 2, result.output
-    assert f"study.objectives.1.direction (line {line})" in result.output
-    assert "Traceback" not in result.output
+    output = exits_2("validate", path)
+    assert f"study.objectives.1.direction (line {line})" in output
+    assert "Traceback" not in output
 
 
 def test_objectives_default_their_directions_and_the_pruner() -> None:

@@ -5,8 +5,6 @@ from __future__ import annotations
 import json
 import math
 import os
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -14,7 +12,7 @@ import pytest
 import yaml
 from optuna.trial import TrialState
 
-from conftest import TINY_RUN
+from conftest import TINY_RUN, sweeps
 from mixer_sweeps.replay import (
     BUDGETS,
     Curves,
@@ -112,13 +110,14 @@ def test_a_table_uses_its_study_files_space_where_it_holds_the_recorded_values(
         )
     )
     path = tmp_path / "curves.csv"
-    write_table(Curves(**{**_fields(curves), "header": {"study": str(study)}}), path)
+    write_table(Curves(**{**fields_of(curves), "header": {"study": str(study)}}), path)
     space = read_table(path).space
     assert space.get("optim.lr").grid() == [0.03, 0.01, 0.003, 0.001]  # the file's own order
     assert isinstance(space.get("model.embed_dim"), Choices)  # its range holds 48: not used
 
 
-def _fields(curves: Curves) -> dict:
+def fields_of(curves: Curves) -> dict:
+    """What makes ``curves``, to build a changed copy: ``Curves(**{**fields_of(c), ...})``."""
     names = ("name", "source", "space", "configs", "seeds", "val_acc", "seconds", "test_acc")
     return {n: getattr(curves, n) for n in (*names, "num_params", "header")}
 
@@ -433,16 +432,6 @@ def test_syne_tune_runs_on_its_own_simulator(peer: str) -> None:
 # ---------------------------------------------------------------------------- the command
 
 
-def sweeps(*args: str, cwd: Path) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, "-m", "mixer_sweeps", *args],
-        capture_output=True,
-        text=True,
-        cwd=cwd,
-        timeout=300,
-    )
-
-
 def test_json_output_has_the_promised_keys(tmp_path: Path) -> None:
     write_table(family(), tmp_path / "t.csv")
     out = sweeps(
@@ -489,12 +478,49 @@ def test_json_output_has_the_promised_keys(tmp_path: Path) -> None:
         "--workers",
         "2",
         "--out",
-        "replayed",
+        "as-text",
         cwd=tmp_path,
     )
     assert text.returncode == 0, text.stderr
     assert "random: random sampler, no pruner" in text.stdout
-    assert "wrote replayed/regret.png" in text.stdout
+    assert "wrote as-text/regret.png" in text.stdout
+
+
+def test_out_holds_only_a_replay_and_an_earlier_one_is_replaced_only_with_force(
+    tmp_path: Path,
+) -> None:
+    write_table(family(), tmp_path / "t.csv")
+    args = ["replay", "t.csv", "--policy", "random", "--workers", "1", "--json"]
+    other = tmp_path / "other"
+    other.mkdir()
+    (other / "notes.txt").write_text("mine\n")
+    refused = sweeps(*args, "--repeats", "2", "--out", "other", cwd=tmp_path)
+    assert refused.returncode == 2 and refused.stdout == ""
+    assert refused.stderr.splitlines() == [
+        "error: --out other holds files that are not a replay's files (notes.txt); move them"
+        " away or give another folder"
+    ]
+    assert [p.name for p in other.iterdir()] == ["notes.txt"]
+
+    first = sweeps(*args, "--repeats", "2", "--out", "replayed", cwd=tmp_path)
+    assert first.returncode == 0, first.stderr
+    folder = tmp_path / "replayed"
+    before = {p.name: (p.read_bytes(), p.stat().st_mtime_ns) for p in folder.iterdir()}
+    assert sorted(before) == ["regret.png", "summary.json"]
+    again = sweeps(*args, "--repeats", "3", "--out", "replayed", cwd=tmp_path)
+    assert again.returncode == 2 and again.stdout == ""
+    assert again.stderr.splitlines() == [
+        "error: --out replayed already holds a replay's files (regret.png, summary.json); give"
+        " --force to replace them"
+    ]
+    assert {p.name: (p.read_bytes(), p.stat().st_mtime_ns) for p in folder.iterdir()} == before
+
+    forced = sweeps(*args, "--repeats", "3", "--out", "replayed", "--force", cwd=tmp_path)
+    assert forced.returncode == 0, forced.stderr
+    assert sorted(p.name for p in folder.iterdir()) == ["regret.png", "summary.json"]
+    summary = json.loads((folder / "summary.json").read_text())
+    assert summary == json.loads(forced.stdout) and summary["repeats"] == 3
+    assert (folder / "regret.png").read_bytes() != before["regret.png"][0]  # its title: 3 replays
 
 
 @pytest.mark.parametrize(
@@ -524,14 +550,8 @@ def test_bad_input_exits_2_naming_it_and_writes_nothing(tmp_path: Path, args, sa
 
 def test_a_peer_that_is_not_installed_is_refused_with_how_to_install_it(tmp_path: Path) -> None:
     write_table(family(), tmp_path / "t.csv")
-    out = subprocess.run(
-        [sys.executable, "-m", "mixer_sweeps", "replay", "t.csv", "--policy", "dehb"],
-        capture_output=True,
-        text=True,
-        cwd=tmp_path,
-        env={**os.environ, "SWEEPS_PEERS_PYTHON": str(tmp_path / "no-such-python")},
-        timeout=120,
-    )
+    env = {**os.environ, "SWEEPS_PEERS_PYTHON": str(tmp_path / "no-such-python")}
+    out = sweeps("replay", "t.csv", "--policy", "dehb", cwd=tmp_path, env=env)
     assert out.returncode == 2 and "Traceback" not in out.stderr
     assert "--policy dehb: the peer is not installed; run scripts/setup-peers" in out.stderr
 

@@ -4,15 +4,14 @@ from __future__ import annotations
 
 import json
 import math
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 from optuna.trial import TrialState
-from test_replay import curves_of, family, finished
+from test_replay import curves_of, family, fields_of, finished
 
+from conftest import sweeps
 from mixer_sweeps.replay import (
     FrontOutcome,
     FrontScale,
@@ -41,12 +40,7 @@ def front_curves() -> object:
     best = np.array([[0.9], [0.8], [0.5], [0.85]])
     val = np.stack([best - 0.1, best], axis=2)
     curves = curves_of(val, np.ones_like(val), best)
-    return type(curves)(**{**_fields(curves), "num_params": (100, 10, 50, 40)})
-
-
-def _fields(curves) -> dict:
-    names = ("name", "source", "space", "configs", "seeds", "val_acc", "seconds", "test_acc")
-    return {n: getattr(curves, n) for n in (*names, "num_params", "header")}
+    return type(curves)(**{**fields_of(curves), "num_params": (100, 10, 50, 40)})
 
 
 # --------------------------------------------------------------------------- hypervolume
@@ -117,7 +111,7 @@ def test_bad_objectives_are_refused_naming_them(text: str, says: str) -> None:
 
 def test_objectives_need_a_table_whose_costs_differ() -> None:
     assert parse_objectives("val_acc,num_params", front_curves()) == OBJECTIVES
-    flat = type(front_curves())(**{**_fields(front_curves()), "num_params": (7, 7, 7, 7)})
+    flat = type(front_curves())(**{**fields_of(front_curves()), "num_params": (7, 7, 7, 7)})
     with pytest.raises(ObjectivesError, match="every configuration of hand-made has 7 params"):
         parse_objectives("val_acc,num_params", flat)
 
@@ -187,16 +181,6 @@ def test_moasha_runs_once_on_a_tiny_table() -> None:
 # --------------------------------------------------------------------------- the command
 
 
-def sweeps(*args: str, cwd: Path) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, "-m", "mixer_sweeps", *args],
-        capture_output=True,
-        text=True,
-        cwd=cwd,
-        timeout=300,
-    )
-
-
 def test_the_command_prints_the_hypervolume_table_and_writes_the_figure(tmp_path: Path) -> None:
     write_table(family(), tmp_path / "t.csv")
     args = ["replay", "t.csv", "--objectives", "val_acc,num_params", "--repeats", "3"]
@@ -221,7 +205,10 @@ def test_the_command_prints_the_hypervolume_table_and_writes_the_figure(tmp_path
         assert median == sorted(median)
     figure = tmp_path / "replayed" / "hypervolume.png"
     assert figure.stat().st_size > 1000
-    text = sweeps(*args, "--out", "replayed", cwd=tmp_path)
+    again = sweeps(*args, "--out", "replayed", cwd=tmp_path)
+    assert again.returncode == 2 and "Traceback" not in again.stderr
+    assert "replayed already holds a replay's files (hypervolume.png, summary.json)" in again.stderr
+    text = sweeps(*args, "--out", "as-text", cwd=tmp_path)
     assert text.returncode == 0, text.stderr
     assert "mo-tpe-front" in text.stdout and "reference (unpruned search" in text.stdout
 
@@ -244,7 +231,7 @@ def test_bad_front_input_exits_2_naming_it(tmp_path: Path, args, says) -> None:
 
 
 def test_a_table_without_a_front_is_refused(tmp_path: Path) -> None:
-    flat = type(family())(**{**_fields(family()), "num_params": (5,) * 12})
+    flat = type(family())(**{**fields_of(family()), "num_params": (5,) * 12})
     write_table(flat, tmp_path / "t.csv")
     out = sweeps(
         "replay",

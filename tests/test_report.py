@@ -23,54 +23,19 @@ import yaml
 from optuna.trial import TrialState
 from typer.testing import CliRunner
 
-from conftest import TINY_RUN, markdown_table
+from conftest import MIXED_GRID, TINY_FIXED, markdown_table, run_tiny, write_tiny_study
 from mixer_sweeps.cli import app
 from mixer_sweeps.report import pareto_front, parse_formats, write_report
 from mixer_sweeps.results import ci95, count_trials, load_results
-from mixer_sweeps.spec import load_study_file
-from mixer_sweeps.study import run_study
 
 runner = CliRunner()
 
-FIXED = {"optim.epochs": 4, "optim.warmup_epochs": 0, "optim.min_lr": 0.0}
 PNG = b"\x89PNG\r\n\x1a\n"
 
-# lr 1e6 makes the loss non-finite (FAIL); lr 1e-7 stays at chance and the median pruner stops it.
-GRID = {
-    "model.embed_dim": {"choices": [16, 24]},
-    "model.depth": {"choices": [1, 2]},
-    "optim.lr": {"choices": [3e-2, 1e-7, 1e6]},
-}
 SWITCHES = {
     "augment.mixup_alpha": {"choices": [0.0, 0.2]},
     "augment.label_smoothing": {"choices": [0.1, 0.0]},
 }
-
-
-def write_study(path: Path, name: str, space: dict[str, Any], **study: Any) -> Path:
-    document = {"study": {"name": name, **study}, "fixed": FIXED, "space": space, "run": TINY_RUN}
-    path.write_text(yaml.safe_dump(document, sort_keys=False), encoding="utf-8")
-    return path
-
-
-def run_tiny(tmp: Path, name: str, space: dict[str, Any], **study: Any) -> Path:
-    """Runs the study in ``tmp/results``; returns its results folder."""
-    path = write_study(tmp / f"{name}.yaml", name, space, **study)
-    run_study(load_study_file(path), results_dir=tmp / "results")
-    return tmp / "results" / name
-
-
-@pytest.fixture(scope="module")
-def grid(tmp_path_factory) -> Path:
-    study_dir = run_tiny(
-        tmp_path_factory.mktemp("grid"),
-        "grid",
-        GRID,
-        sampler={"type": "grid", "seed": 1},
-        pruner={"type": "median", "min_epochs": 2, "startup_trials": 2},
-    )
-    write_report(load_results(study_dir))
-    return study_dir
 
 
 @pytest.fixture(scope="module")
@@ -107,7 +72,7 @@ def as_number(cell: str) -> float | None:
     return None if cell == "–" else float(cell)
 
 
-@pytest.mark.parametrize("path", list(GRID))
+@pytest.mark.parametrize("path", list(MIXED_GRID))
 def test_factor_table_has_a_row_per_value_with_the_means_of_complete_trials(grid, path) -> None:
     trials = stored_trials(grid)
     header, *rows = markdown_table(
@@ -115,7 +80,7 @@ def test_factor_table_has_a_row_per_value_with_the_means_of_complete_trials(grid
     )
     assert header[0] == path
     column = {name: i for i, name in enumerate(header)}
-    values = GRID[path]["choices"]
+    values = MIXED_GRID[path]["choices"]
     assert [float(row[0]) for row in rows] == values
     for value, row in zip(values, rows, strict=True):
         mine = [t for t in trials if t.params[path] == value]
@@ -156,12 +121,12 @@ def test_trials_csv_has_a_row_per_trial_with_its_attrs(grid) -> None:
     assert frame["number"].tolist() == [t.number for t in trials]
     for trial, row in zip(trials, frame.itertuples(index=False), strict=True):
         assert row.state == trial.state.name
-        assert [getattr(row, f"_{i}") for i in (2, 3, 4)] == [trial.params[p] for p in GRID]
+        assert [getattr(row, f"_{i}") for i in (2, 3, 4)] == [trial.params[p] for p in MIXED_GRID]
         if trial.state == TrialState.COMPLETE:
             assert row.best_val_acc == pytest.approx(trial.value)
             assert row.test_acc == pytest.approx(trial.user_attrs["test_acc"][0])
             assert row.num_params == trial.user_attrs["num_params"]
-            assert row.epochs == FIXED["optim.epochs"]
+            assert row.epochs == TINY_FIXED["optim.epochs"]
         if trial.state == TrialState.FAIL:
             assert row.reason.startswith("NonFiniteLossError")
 
@@ -208,7 +173,7 @@ def test_best_trial_spec_and_importances_are_reported(grid) -> None:
     title = f"Parameter importances (fANOVA, {complete} complete trials)"
     header, *rows = markdown_table(text, title)
     assert header == ["parameter", "importance", "5%", "95%"]
-    assert {row[0] for row in rows} == set(GRID)
+    assert {row[0] for row in rows} == set(MIXED_GRID)
     assert sum(float(row[1]) for row in rows) == pytest.approx(1.0, abs=1e-3)
     assert all(float(low) <= float(mean) <= float(high) for _, mean, low, high in rows), rows
     note = text.split(f"## {title}", 1)[1].split("\n## ", 1)[0]
@@ -407,7 +372,7 @@ def test_comparing_studies_side_by_side(grid, ranged, tmp_path) -> None:
 
 
 def test_sweeps_run_ends_with_the_report(tmp_path) -> None:
-    path = write_study(
+    path = write_tiny_study(
         tmp_path / "study.yaml",
         "tiny",
         {"optim.lr": {"choices": [3e-2, 1e-2]}},

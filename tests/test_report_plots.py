@@ -11,8 +11,8 @@ from pathlib import Path
 import pandas as pd
 import pytest
 from optuna.trial import TrialState
-from test_report import GRID, run_tiny
 
+from conftest import MIXED_GRID, run_tiny
 from mixer_sweeps.report import (
     OBJECTIVE,
     heatmap_figure,
@@ -22,7 +22,6 @@ from mixer_sweeps.report import (
     pareto_figure,
     pareto_front,
     trials_frame,
-    write_report,
 )
 from mixer_sweeps.report._figure import WIDE
 from mixer_sweeps.report._tables import levels_frame
@@ -31,20 +30,6 @@ from mixer_sweeps.results import load_results
 WIDTH, DEPTH = "model.embed_dim", "model.depth"
 # Sizes a hundredfold apart: a 2k-parameter model beside a 200k one.
 SIZES = {WIDTH: {"choices": [8, 160]}, DEPTH: {"choices": [1, 4]}}
-
-
-@pytest.fixture(scope="module")
-def grid(tmp_path_factory) -> Path:
-    """Complete, pruned (lr 1e-7, stopped by the median pruner) and failed trials."""
-    study_dir = run_tiny(
-        tmp_path_factory.mktemp("grid"),
-        "grid",
-        GRID,
-        sampler={"type": "grid", "seed": 1},
-        pruner={"type": "median", "min_epochs": 2, "startup_trials": 2},
-    )
-    write_report(load_results(study_dir))
-    return study_dir
 
 
 @pytest.fixture(scope="module")
@@ -202,7 +187,7 @@ def test_heatmap_prints_n_in_every_cell_and_hatches_cells_of_one_trial(grid) -> 
     frame = trials_frame(results)
     figure = heatmap_figure(results, frame, levels_frame(results, frame), WIDTH, DEPTH)
     ax = figure.axes[0]
-    widths, depths = GRID[WIDTH]["choices"], GRID[DEPTH]["choices"]
+    widths, depths = MIXED_GRID[WIDTH]["choices"], MIXED_GRID[DEPTH]["choices"]
     counts = {
         (i, j): sum(
             t.params[WIDTH] == w and t.params[DEPTH] == d

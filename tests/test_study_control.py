@@ -21,6 +21,7 @@ from mixer_sweeps.report import trials_frame
 from mixer_sweeps.results import TrialRecord, best_trial, count_trials, records, results_of
 from mixer_sweeps.spec import SpecError, load_study_file
 from mixer_sweeps.study import open_storage, run_study
+from mixer_sweeps.study._runner import _open_study
 
 runner = CliRunner()
 
@@ -150,6 +151,17 @@ def test_retry_failed_runs_failed_configurations_again_within_n_trials(tmp_path:
     result = runner.invoke(app, [*command, "--retry-failed"])
     assert result.exit_code == 0 and "nothing to run: 3 of 3" in result.output, result.output
     assert len(load(tmp_path / "tiny").trials) == 4
+
+
+@pytest.mark.filterwarnings("error::optuna.exceptions.ExperimentalWarning")
+def test_opening_a_study_names_its_metrics_without_optunas_experimental_warning(
+    tmp_path: Path,
+) -> None:
+    space = {"optim.lr": {"choices": LRS}}
+    path = write_study(tmp_path / "study.yaml", space, metric="val_loss", n_trials=1)
+    storage = optuna.storages.InMemoryStorage()
+    study = _open_study(load_study_file(path), storage, "memory")
+    assert study.metric_names == ["val_loss"]
 
 
 def test_a_val_loss_study_minimises_the_best_val_loss(tmp_path: Path) -> None:

@@ -12,7 +12,7 @@ from typer.testing import CliRunner
 
 from conftest import REPO, TINY_RUN
 from mixer_sweeps.cli import app
-from mixer_sweeps.spec import Choices, SpecError, load_study_file, parse_study_file
+from mixer_sweeps.spec import Choices, Problem, SpecError, load_study_file, parse_study_file
 from mixer_sweeps.study import STORAGE_ENV, resolve_storage, stream_seed
 
 runner = CliRunner()
@@ -41,6 +41,20 @@ def study_text(
 def write_study(path: Path, space: dict[str, Any] | None = None, **study: Any) -> Path:
     path.write_text(study_text(space, **study), encoding="utf-8")
     return path
+
+
+def problems_of(text: str) -> dict[str, Problem]:
+    """The problems a study file's ``text`` is refused with, by the path of each."""
+    with pytest.raises(SpecError) as caught:
+        parse_study_file(text, source="bad.yaml")
+    return {p.path: p for p in caught.value.problems}
+
+
+def exits_2(*args: object) -> str:
+    """The output of ``sweeps ARGS`` (in this process), which must exit 2: bad input."""
+    result = runner.invoke(app, [str(a) for a in args])
+    assert result.exit_code == 2, result.output
+    return result.output
 
 
 @pytest.mark.parametrize("path", sorted((REPO / "studies").glob("*.yaml")), ids=lambda p: p.name)
@@ -135,10 +149,8 @@ BAD_SPACES = [
 
 @pytest.mark.parametrize(("space", "path", "words"), BAD_SPACES)
 def test_bad_space_is_one_spec_error_naming_the_field(space, path: str, words: str) -> None:
-    with pytest.raises(SpecError) as caught:
-        parse_study_file(study_text(space), source="bad.yaml")
-    problems = {p.path: p for p in caught.value.problems}
-    assert path in problems, str(caught.value)
+    problems = problems_of(study_text(space))
+    assert path in problems, problems
     assert words in problems[path].message
     assert problems[path].line is not None
 
@@ -146,10 +158,9 @@ def test_bad_space_is_one_spec_error_naming_the_field(space, path: str, words: s
 @pytest.mark.parametrize(("space", "path", "words"), BAD_SPACES[:5])
 def test_cli_exits_2_naming_the_field(tmp_path: Path, space, path: str, words: str) -> None:
     study = write_study(tmp_path / "bad.yaml", space)
-    for command in (["validate", str(study)], ["run", str(study), "--results", str(tmp_path)]):
-        result = runner.invoke(app, command)
-        assert result.exit_code == 2, result.output
-        assert path in result.output and words in result.output
+    for command in (["validate", study], ["run", study, "--results", tmp_path]):
+        output = exits_2(*command)
+        assert path in output and words in output
     assert not (tmp_path / "tiny").exists()
 
 
@@ -190,11 +201,9 @@ def test_bad_study_settings(settings: dict[str, Any], path: str, words: str) -> 
     space = {"model.embed_dim": {"choices": [16, 24]}, "optim.lr": {"low": 1e-3, "high": 1e-2}}
     if settings.get("sampler", {}).get("type") == "grid" and "n_trials" in settings:
         space = {"model.embed_dim": {"choices": [16, 24]}}
-    with pytest.raises(SpecError) as caught:
-        parse_study_file(study_text(space, **settings), source="bad.yaml")
-    problems = {p.path: p.message for p in caught.value.problems}
-    assert path in problems, str(caught.value)
-    assert words in problems[path]
+    problems = problems_of(study_text(space, **settings))
+    assert path in problems, problems
+    assert words in problems[path].message
 
 
 def test_every_problem_is_reported_at_once() -> None:
@@ -203,17 +212,14 @@ def test_every_problem_is_reported_at_once() -> None:
         "optim.lr": {"low": 1e-2, "high": 1e-3},
         "model.depth": {"choices": []},
     }
-    with pytest.raises(SpecError) as caught:
-        parse_study_file(study_text(space, replicates=0), source="bad.yaml")
-    paths = {p.path for p in caught.value.problems}
+    paths = set(problems_of(study_text(space, replicates=0)))
     assert {"space.model.dept", "space.optim.lr.low", "space.model.depth.choices"} <= paths
     assert "study.replicates" in paths
 
 
 def test_missing_study_file_exits_2_naming_it(tmp_path: Path) -> None:
-    result = runner.invoke(app, ["run", str(tmp_path / "nope.yaml")])
-    assert result.exit_code == 2
-    assert "nope.yaml" in result.output and "file not found" in result.output
+    output = exits_2("run", tmp_path / "nope.yaml")
+    assert "nope.yaml" in output and "file not found" in output
 
 
 def test_base_path_is_relative_to_the_study_file(tmp_path: Path) -> None:
@@ -291,20 +297,16 @@ def test_storage_precedence(monkeypatch, option, env, file, expected) -> None:
 
 def test_unsupported_storage_exits_2(tmp_path: Path) -> None:
     study = write_study(tmp_path / "s.yaml")
-    result = runner.invoke(
-        app, ["run", str(study), "--results", str(tmp_path), "--storage", "redis://host/0"]
-    )
-    assert result.exit_code == 2
-    assert "unsupported storage 'redis://host/0'" in result.output
+    output = exits_2("run", study, "--results", tmp_path, "--storage", "redis://host/0")
+    assert "unsupported storage 'redis://host/0'" in output
 
 
 def test_unreachable_storage_exits_2_and_writes_nothing(tmp_path: Path) -> None:
     study = write_study(tmp_path / "s.yaml")
     url = "postgresql://sweeps:secret@127.0.0.1:1/sweeps"
     results = tmp_path / "results"
-    result = runner.invoke(app, ["run", str(study), "--results", str(results), "--storage", url])
-    assert result.exit_code == 2, result.output
-    assert "127.0.0.1:1" in result.output and "secret" not in result.output
+    output = exits_2("run", study, "--results", results, "--storage", url)
+    assert "127.0.0.1:1" in output and "secret" not in output
     assert not results.exists()
 
 

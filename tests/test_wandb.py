@@ -30,7 +30,6 @@ from mixer_sweeps.cli import app
 from mixer_sweeps.tracking import (
     TrackingWarning,
     WandbTracker,
-    _guard,
     _guarded_run,
     _study_log,
     log_study,
@@ -40,25 +39,7 @@ from mixer_sweeps.tracking import (
 from mixer_sweeps.training import HISTORY_COLUMNS, Callback, Stop, Trainer, TrainResult
 
 FAKE_KEY = "k" * 40
-
-
-@pytest.fixture(autouse=True)
-def no_wandb_login(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
-    """A fresh wandb session that sees no credentials, before and after every test."""
-    import wandb
-
-    for name in list(os.environ):
-        if name.startswith("WANDB_") or name == "NETRC":
-            monkeypatch.delenv(name)
-    home = tmp_path / "home"
-    home.mkdir()
-    monkeypatch.setenv("HOME", str(home))
-    # wandb freezes its settings (base URL, keys) at first use in a process.
-    wandb.teardown()
-    _guard._reset_state()
-    yield
-    wandb.teardown()
-    _guard._reset_state()
+pytestmark = pytest.mark.usefixtures("no_wandb_login")
 
 
 def _inspect(run_dir: Path, *, summary: bool = False) -> Any:

@@ -38,16 +38,7 @@ SPACE = {
     "optim.lr": {"low": 1e-3, "high": 1e-2, "log": True},
 }
 
-
-@pytest.fixture(autouse=True)
-def no_wandb_login(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
-    """No credentials, no server and no wandb settings but the test's own."""
-    for name in list(os.environ):
-        if name.startswith("WANDB_") or name == "NETRC":
-            monkeypatch.delenv(name)
-    home = tmp_path / "home"
-    home.mkdir()
-    monkeypatch.setenv("HOME", str(home))
+pytestmark = pytest.mark.usefixtures("no_wandb_login")
 
 
 @pytest.fixture(scope="module")

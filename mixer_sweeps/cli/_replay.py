@@ -6,12 +6,13 @@ import json
 import math
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Literal
 
 import typer
 
 from mixer_sweeps.cli._checks import check_option, check_writable, fail
 from mixer_sweeps.cli._options import StorageOption
+from mixer_sweeps.cli._replay_front import FRONT_PLOT_FILE
 
 if TYPE_CHECKING:
     from mixer_sweeps.replay import Curves, Summary
@@ -79,11 +80,15 @@ def replay(
     out: Annotated[
         Path | None,
         typer.Option(
-            help=f"Folder for {PLOT_FILE} (hypervolume.png with several objectives) and"
-            f" {SUMMARY_FILE} [default: results/replay-NAME].",
+            help=f"Folder for {PLOT_FILE} ({FRONT_PLOT_FILE} with several objectives) and"
+            f" {SUMMARY_FILE} [default: results/replay-NAME]. New, empty, or holding only an"
+            " earlier replay's files, which only --force replaces.",
             show_default=False,
         ),
     ] = None,
+    force: Annotated[
+        bool, typer.Option("--force", help="Replace an earlier replay's files in the folder.")
+    ] = False,
     storage: StorageOption = None,
 ) -> None:
     """Replay search policies and peer libraries on recorded curves, many times, in seconds.
@@ -154,6 +159,15 @@ def replay(
                 f" {len(curves.seeds)} seeds per configuration"
             )
     folder = out if out is not None else Path("results") / f"replay-{curves.name}"
+    from mixer_sweeps.cli._write import check_folder_or_fail
+
+    check_folder_or_fail(
+        folder,
+        owns=_replay_file,
+        what="a replay's files",
+        option="--out" if out is not None else "",
+        force=force,
+    )
     check_writable(folder, "output folder")
 
     summaries = _run(
@@ -176,12 +190,13 @@ def replay(
         )
         return
     from mixer_sweeps.replay import plot_regret
+    from mixer_sweeps.training import atomic_write_text
 
     try:
         folder.mkdir(parents=True, exist_ok=True)
         plot = plot_regret(summaries, folder / PLOT_FILE, title=_title(curves, repeats))
         payload = _payload(curves, summaries, repeats=repeats, budget=budget)
-        (folder / SUMMARY_FILE).write_text(json.dumps(payload, indent=2) + "\n", encoding="utf-8")
+        atomic_write_text(folder / SUMMARY_FILE, json.dumps(payload, indent=2) + "\n")
     except OSError as exc:
         raise fail(f"cannot write to {folder}: {exc.strerror or exc}") from None
     if as_json:
@@ -189,6 +204,11 @@ def replay(
         return
     _print_tables(curves, summaries, repeats=repeats)
     typer.echo(f"wrote {plot} and {folder / SUMMARY_FILE}")
+
+
+def _replay_file(name: str) -> Literal["file"] | None:
+    """``"file"`` when a replay writes a file named ``name``, else None."""
+    return "file" if name in (PLOT_FILE, FRONT_PLOT_FILE, SUMMARY_FILE) else None
 
 
 def _run(

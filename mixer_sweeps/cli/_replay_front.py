@@ -34,6 +34,7 @@ def write_front(
 ) -> None:
     """Write the figure and ``summary_file`` to ``folder``; print the table or the JSON."""
     from mixer_sweeps.replay import FrontScale, plot_hypervolume, reference_of
+    from mixer_sweeps.training import atomic_write_text
 
     scale = FrontScale.of(curves, objectives)
     references = reference_of(summaries, unpruned)
@@ -41,7 +42,7 @@ def write_front(
     try:
         folder.mkdir(parents=True, exist_ok=True)
         plot = plot_hypervolume(summaries, folder / FRONT_PLOT_FILE, title=title, best=scale.best)
-        (folder / summary_file).write_text(json.dumps(payload, indent=2) + "\n", encoding="utf-8")
+        atomic_write_text(folder / summary_file, json.dumps(payload, indent=2) + "\n")
     except OSError as exc:
         raise fail(f"cannot write to {folder}: {exc.strerror or exc}") from None
     if as_json:

@@ -11,9 +11,10 @@
   is replaced where it lies, with ``force``); a link to nothing is refused;
 - a folder, a socket or a block device: refused.
 
-:func:`check_output_folder` (``train --out``, ``report --out``, retrain's folder): the folder
-(or a link to one) may hold only what its command writes there, and those as a file or folder,
-never a link, pipe or device in their place; a path that is a file or a pipe is refused.
+:func:`check_output_folder` (``train --out``, ``report --out``, ``replay --out``, retrain's
+folder): the folder (or a link to one) may hold only what its command writes there, and those as
+a file or folder, never a link, pipe or device in their place; a path that is a file or a pipe is
+refused. Without ``force`` (``replay --out``) the files it would write must not be there yet.
 """
 
 from __future__ import annotations
@@ -89,12 +90,18 @@ def write_user_file(path: Path, data: str | bytes, *, force: bool, option: str) 
 
 
 def check_output_folder(
-    path: Path, *, owns: Callable[[str], Kind | None], what: str, option: str = ""
+    path: Path,
+    *,
+    owns: Callable[[str], Kind | None],
+    what: str,
+    option: str = "",
+    force: bool = True,
 ) -> None:
     """Refuse ``path`` as the folder a command writes ``what`` into unless it is missing, or a
     folder (or a link to one) holding nothing but the entries ``owns`` names, each a file or a
     folder (or a link to one) as ``owns`` says: never a link, pipe or device in place of a file,
-    which a write would replace.
+    which a write would replace. Without ``force``, none of the files ``owns`` names may be there
+    yet: those only ``--force`` replaces.
 
     Raises:
         OutputRefused: naming the path and what is wrong with it.
@@ -120,11 +127,9 @@ def check_output_folder(
         found = sorted(entries, key=lambda e: e.name)
     foreign = [e.name for e in found if owns(e.name) is None and not _ours(e.name)]
     if foreign:
-        more = len(foreign) - 3
-        shown = ", ".join(foreign[:3]) + (f" and {more} more" if more > 0 else "")
         raise OutputRefused(
-            f"{named}{link} holds files that are not {what} ({shown}); move them away or give"
-            " another folder"
+            f"{named}{link} holds files that are not {what} ({_listed(foreign)}); move them away"
+            " or give another folder"
         )
     for entry in found:
         kind = owns(entry.name)
@@ -137,6 +142,11 @@ def check_output_folder(
                 f"{Path(path) / entry.name} is {kind_of(mode)}, not a {kind}; it would be"
                 " written over: move it away or give another folder"
             )
+    held = [e.name for e in found if owns(e.name) == "file"]
+    if held and not force:
+        raise OutputRefused(
+            f"{named}{link} already holds {what} ({_listed(held)}); give --force to replace them"
+        )
 
 
 def write_or_fail(path: Path, data: str | bytes, *, force: bool, option: str) -> Written:
@@ -152,13 +162,18 @@ def write_or_fail(path: Path, data: str | bytes, *, force: bool, option: str) ->
 
 
 def check_folder_or_fail(
-    path: Path, *, owns: Callable[[str], Kind | None], what: str, option: str = ""
+    path: Path,
+    *,
+    owns: Callable[[str], Kind | None],
+    what: str,
+    option: str = "",
+    force: bool = True,
 ) -> None:
     """:func:`check_output_folder` for a command: a refusal exits 2 with one line."""
     from mixer_sweeps.cli._checks import fail
 
     try:
-        check_output_folder(path, owns=owns, what=what, option=option)
+        check_output_folder(path, owns=owns, what=what, option=option, force=force)
     except OutputRefused as exc:
         raise fail(str(exc)) from None
     except OSError as exc:  # a folder that cannot be listed
@@ -177,6 +192,11 @@ def kind_of(mode: int) -> str:
         (stat.S_ISSOCK, "a socket"),
     )
     return next((name for test, name in kinds if test(mode)), "a special file")
+
+
+def _listed(names: list[str]) -> str:
+    more = len(names) - 3
+    return ", ".join(names[:3]) + (f" and {more} more" if more > 0 else "")
 
 
 def _ours(name: str) -> bool:

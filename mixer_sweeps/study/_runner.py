@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import time
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -235,7 +236,10 @@ def _open_study(
         study.set_user_attr(
             StudyAttr.OBJECTIVES, [{"metric": m, "direction": d} for m, d in objectives]
         )
-        study.set_metric_names([metric for metric, _ in objectives])
+        with warnings.catch_warnings():
+            # Experimental in Optuna: its warning would reach whoever opens the study.
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            study.set_metric_names([metric for metric, _ in objectives])
     elif stored != fingerprint:
         changes = _changes(study, study_file)
         shown = "; ".join(changes[:5]) + (f"; and {len(changes) - 5} more" if changes[5:] else "")
