@@ -1,6 +1,9 @@
+import collections
+
 import pytest
 import torch
 import torch.nn.functional as nnf
+from torch.profiler import ProfilerActivity, profile
 
 from mixer_sweeps.data._augment import RANDAUGMENT_OPS, BatchAugment, normalize
 
@@ -262,12 +265,15 @@ def test_mixup_and_cutmix_both_used():
 
 
 # --------------------------------------------------------------------------- RandAugment ops
+@pytest.mark.parametrize("magnitude", [0, 9, 30])
 @pytest.mark.parametrize("channels,size", SHAPES)
 @pytest.mark.parametrize("op", RANDAUGMENT_OPS)
-def test_each_randaugment_op_matches_torchvision_per_sample(op, channels, size):
+def test_each_randaugment_op_matches_torchvision_per_sample(op, channels, size, magnitude):
     torch.manual_seed(6)
     images = rand_images(24, channels, size)
-    aug = make_aug(channels, randaugment_num_ops=1, randaugment_ops=[op])
+    aug = make_aug(
+        channels, randaugment_num_ops=1, randaugment_ops=[op], randaugment_magnitude=magnitude
+    )
     ra = aug.randaugment
     out = aug._randaugment(images)
     assert out.shape == images.shape and out.dtype == torch.uint8
@@ -307,6 +313,52 @@ def test_randaugment_uses_all_ops():
     changed = (out != images).flatten(1).any(1).float().mean().item()
     # Identity (and near-no-op cases) leave some images untouched, most are changed
     assert 0.5 < changed < 1.0
+
+
+# --------------------------------------------------------------------------- per-batch cost
+# On CUDA every op the augmentation dispatches is at least one kernel launch, and launches, not
+# arithmetic, are what a batch of small images costs; the CPU profiler sees the same dispatches.
+# Counted are the ops called from Python, not the ones an op calls inside (a CPU reduction's
+# own fills depend on its size).
+TABLE_OPS = ["Identity", "ShearX", "ShearY", "TranslateX", "TranslateY", "Rotate", "Brightness"]
+TABLE_OPS += ["Posterize", "Solarize"]
+
+
+def aten_ops(fn, *args) -> collections.Counter:
+    fn(*args)  # per-shape tables are made on the first call
+    with profile(activities=[ProfilerActivity.CPU]) as prof:
+        fn(*args)
+    return collections.Counter(
+        e.name
+        for e in prof.events()
+        if e.name.startswith("aten::")
+        and (e.cpu_parent is None or not e.cpu_parent.name.startswith("aten::"))
+    )
+
+
+def test_table_ops_cost_the_same_however_many_of_them_are_drawn():
+    images = rand_images(256, 3, 32)
+    one = make_aug(3, randaugment_num_ops=2, randaugment_ops=["Rotate"])
+    all_table_ops = make_aug(3, randaugment_num_ops=2, randaugment_ops=TABLE_OPS)
+    torch.manual_seed(0)
+    assert aten_ops(all_table_ops._randaugment, images) == aten_ops(one._randaugment, images)
+
+
+def test_ops_per_batch_do_not_grow_with_the_batch():
+    aug = make_aug(3, **{**ALL_ON, "cutmix_alpha": 0.0})  # Mixup and CutMix differ in ops
+    counts = []
+    for batch in (256, 2048):
+        torch.manual_seed(0)  # every (op, sign) is drawn at both sizes
+        counts.append(sum(aten_ops(aug, rand_images(batch, 3, 32), rand_labels(batch)).values()))
+    assert counts[0] == counts[1]
+
+
+def test_a_batch_builds_no_tensor_from_python_data():
+    # On CUDA each tensor built from Python numbers is a host->device copy. (With both mixers on,
+    # v2.RandomChoice draws its pick from a CPU tensor of its probabilities: no copy.)
+    images, labels = rand_images(64, 3, 32), rand_labels(64)
+    ops = aten_ops(make_aug(3, **{**ALL_ON, "cutmix_alpha": 0.0}), images, labels)
+    assert ops["aten::lift_fresh"] == 0 and ops["aten::linspace"] == 0
 
 
 # --------------------------------------------------------------------------- misc
