@@ -32,7 +32,7 @@ _VALUE_OPS = frozenset({"Brightness", "Posterize", "Solarize"})
 class _Tables:
     signed: torch.Tensor  # (n_ops,) bool: the op's sign is drawn
     coords: torch.Tensor  # (n_keys, H * W) int64 source pixel, H * W for the zero fill
-    lut: torch.Tensor  # (n_keys * 256,) uint8
+    lut: torch.Tensor  # (n_keys, 256) uint8
     rank: torch.Tensor  # (n_keys,) int64: image ops' keys first, in key order
     image_keys: tuple[int, ...]  # keys whose op looks at the image, in key order
     magnitudes: tuple[float, ...]  # signed magnitude per key
@@ -78,8 +78,10 @@ class BatchRandAugment:
         batch, channels, height, width = x.shape
         flat = x.reshape(batch, channels, height * width)
         source = torch.cat([flat, flat.new_zeros(batch, channels, 1)], dim=2)
-        moved = source.gather(2, t.coords[key][:, None, :].expand(batch, channels, -1))
-        out = t.lut[moved + (key * 256)[:, None, None]].reshape(x.shape)
+        coords = t.coords.index_select(0, key)[:, None, :].expand(batch, channels, -1)
+        moved = source.gather(2, coords)
+        lut = t.lut.index_select(0, key)[:, None, :].expand(batch, channels, -1)
+        out = lut.gather(2, moved.long()).reshape(x.shape)
         n_image = sum(counts[k] for k in t.image_keys)
         if n_image == 0:
             return out
@@ -161,7 +163,7 @@ class BatchRandAugment:
         return _Tables(
             signed=torch.tensor(signed, device=device),
             coords=torch.stack(coords).to(device),
-            lut=torch.cat(luts).to(device),
+            lut=torch.stack(luts).to(device),
             rank=rank.to(device),
             image_keys=tuple(image_keys),
             magnitudes=tuple(magnitudes),
