@@ -10,9 +10,10 @@ image shape and device, by running torchvision's own op on a probe image:
   lookup table, from an image holding 0..255.
 
 A round then applies every sample's table with one gather and one lookup, whatever the ops. Ops
-that look at the image (Color, Contrast, Sharpness, AutoContrast, Equalize) run batched per
-(op, sign) on the samples that drew them, gathered once per round; finding those groups is the
-one host sync per batch.
+that look at the image (Color, Contrast, Sharpness, AutoContrast, Equalize) run batched per op
+on the samples that drew them, gathered once per round, with what does not depend on the sign
+(gray image, mean, blur) computed once for both signs; finding those groups is the one host sync
+per batch. On the CPU the result is bit for bit torchvision's op per image.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from dataclasses import dataclass
 
 import torch
 from torchvision.transforms import InterpolationMode, v2
+from torchvision.transforms.v2.functional import _color as tvc
 
 __all__ = ["BatchRandAugment"]
 
@@ -88,26 +90,53 @@ class BatchRandAugment:
         # Stable: within a key, samples keep their batch order, as torchvision would see them.
         order = torch.argsort(t.rank[key], stable=True)[:n_image]
         grouped = x[order]
-        results, start = [], 0
-        for k in t.image_keys:
-            if counts[k]:
-                part = grouped[start : start + counts[k]]
-                results.append(self._image_op(part, self.ops[k // 2], t.magnitudes[k]))
-                start += counts[k]
+        results: list[torch.Tensor] = []
+        start = 0
+        for k in t.image_keys[::2]:
+            sizes = (counts[k], counts[k + 1])
+            if sum(sizes):
+                part = grouped[start : start + sum(sizes)]
+                magnitudes = (t.magnitudes[k], t.magnitudes[k + 1])
+                results += self._image_op(part, self.ops[k // 2], sizes, magnitudes)
+                start += sum(sizes)
         return out.index_copy_(0, order, torch.cat(results) if len(results) > 1 else results[0])
 
-    def _image_op(self, x: torch.Tensor, op: str, magnitude: float) -> torch.Tensor:
+    def _image_op(
+        self, x: torch.Tensor, op: str, sizes: tuple[int, int], magnitudes: tuple[float, float]
+    ) -> list[torch.Tensor]:
+        """``op`` on ``x``: its first ``sizes[0]`` samples with ``magnitudes[0]``, the rest with
+        ``magnitudes[1]``. What does not depend on the sign is computed once for both."""
+        signs = [(x[: sizes[0]], magnitudes[0]), (x[sizes[0] :], magnitudes[1])]
         if op == "Sharpness":
-            return self._sharpness(x, 1.0 + magnitude)
+            return [self._sharpness(x, sizes[0], [1.0 + m for m in magnitudes])]
         if op == "AutoContrast":
-            return _autocontrast(x)
+            return [_autocontrast(x)]
+        if op == "Contrast" or (op == "Color" and x.shape[-3] == 3):
+            # ``F.adjust_contrast`` / ``F.adjust_saturation`` (a no-op on one channel) for uint8
+            if x.shape[-3] == 3:
+                other = tvc._rgb_to_grayscale_image(x, preserve_dtype=False).floor_()
+            else:
+                other = x.to(torch.float32)
+            if op == "Contrast":
+                other = torch.mean(other, dim=(-3, -2, -1), keepdim=True)
+            others = (other[: sizes[0]], other[sizes[0] :])
+            return [
+                tvc._blend(part, o, 1.0 + m)
+                for (part, m), o in zip(signs, others, strict=True)
+                if len(part)
+            ]
         ra = self.ra
-        return ra._apply_image_or_video_transform(
-            x, op, magnitude, interpolation=ra.interpolation, fill=ra._fill
-        )
+        return [
+            ra._apply_image_or_video_transform(
+                part, op, m, interpolation=ra.interpolation, fill=ra._fill
+            )
+            for part, m in signs
+            if len(part)
+        ]
 
-    def _sharpness(self, image: torch.Tensor, factor: float) -> torch.Tensor:
-        # ``F.adjust_sharpness`` for uint8, with its kernel made once per device.
+    def _sharpness(self, image: torch.Tensor, n_first: int, factors: list[float]) -> torch.Tensor:
+        # ``F.adjust_sharpness`` for uint8: the first ``n_first`` samples with ``factors[0]``,
+        # the rest with ``factors[1]``; the kernel is made once per device.
         channels, height, width = image.shape[-3:]
         if image.numel() == 0 or height <= 2 or width <= 2:
             return image
@@ -121,7 +150,10 @@ class BatchRandAugment:
             output, kernel.expand(channels, 1, 3, 3), groups=channels
         ).round_()
         view = output[..., 1:-1, 1:-1]
-        view.add_(blurred.sub_(view), alpha=(1.0 - factor))
+        diff = blurred.sub_(view)
+        for part, factor in ((slice(0, n_first), factors[0]), (slice(n_first, None), factors[1])):
+            if len(view[part]):
+                view[part].add_(diff[part], alpha=(1.0 - factor))
         return output.clamp_(0, 255).to(image.dtype)
 
     def _tables_for(self, channels: int, height: int, width: int, device: torch.device) -> _Tables:
