@@ -266,7 +266,7 @@ def test_mixup_and_cutmix_both_used():
 
 # --------------------------------------------------------------------------- RandAugment ops
 @pytest.mark.parametrize("magnitude", [0, 9, 30])
-@pytest.mark.parametrize("channels,size", SHAPES)
+@pytest.mark.parametrize("channels,size", [*SHAPES, (3, 30)])  # 30 x 30: no multiple of 16
 @pytest.mark.parametrize("op", RANDAUGMENT_OPS)
 def test_each_randaugment_op_matches_torchvision_per_sample(op, channels, size, magnitude):
     torch.manual_seed(6)
