@@ -295,6 +295,31 @@ def test_each_randaugment_op_matches_torchvision_per_sample(op, channels, size, 
     assert full.shape == images.shape
 
 
+@pytest.mark.parametrize("channels,size", [*SHAPES, (3, 30)])
+def test_randaugment_rounds_are_torchvision_per_image_with_the_drawn_ops(channels, size):
+    aug = make_aug(channels, randaugment_num_ops=3, randaugment_magnitude=13)
+    ra, batch = aug.randaugment, 96
+    images = rand_images(batch, channels, size)
+    torch.manual_seed(8)
+    out = aug._randaugment(images)
+    torch.manual_seed(8)
+    draws = [
+        (torch.randint(len(RANDAUGMENT_OPS), (batch,)), torch.rand(batch) <= 0.5) for _ in "abc"
+    ]
+    for i in range(batch):
+        ref = images[i : i + 1]
+        for op_idx, negative in draws:
+            op = RANDAUGMENT_OPS[op_idx[i]]
+            magnitudes_fn, signed = ra._AUGMENTATION_SPACE[op]
+            mags = magnitudes_fn(ra.num_magnitude_bins, size, size)
+            mag = 0.0 if mags is None else float(mags[ra.magnitude])
+            mag = -mag if signed and negative[i] else mag
+            ref = ra._apply_image_or_video_transform(
+                ref, op, mag, interpolation=ra.interpolation, fill=ra._fill
+            )
+        assert torch.equal(out[i : i + 1], ref), f"sample {i}"
+
+
 def test_randaugment_signs_are_per_sample():
     torch.manual_seed(9)
     images = same_image_batch(64, 3, 32)
