@@ -304,7 +304,7 @@ def test_randaugment_rounds_are_torchvision_per_image_with_the_drawn_ops(channel
     out = aug._randaugment(images)
     torch.manual_seed(8)
     draws = [
-        (torch.randint(len(RANDAUGMENT_OPS), (batch,)), torch.rand(batch) <= 0.5) for _ in "abc"
+        (torch.randint(len(RANDAUGMENT_OPS), (batch,)), torch.rand(batch) <= 0.5) for _ in range(3)
     ]
     for i in range(batch):
         ref = images[i : i + 1]
