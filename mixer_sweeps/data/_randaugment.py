@@ -36,7 +36,7 @@ class _Tables:
     coords: torch.Tensor  # (n_keys, H * W) int64 source pixel, H * W for the zero fill
     lut: torch.Tensor  # (n_keys, 256) uint8
     rank: torch.Tensor  # (n_keys,) int64: image ops' keys first, in key order
-    image_keys: tuple[int, ...]  # keys whose op looks at the image, in key order
+    image_keys: tuple[int, ...]  # keys whose op looks at the image: both signs, in key order
     magnitudes: tuple[float, ...]  # signed magnitude per key
 
 
@@ -125,14 +125,7 @@ class BatchRandAugment:
                 for (part, m), o in zip(signs, others, strict=True)
                 if len(part)
             ]
-        ra = self.ra
-        return [
-            ra._apply_image_or_video_transform(
-                part, op, m, interpolation=ra.interpolation, fill=ra._fill
-            )
-            for part, m in signs
-            if len(part)
-        ]
+        return [self._apply(part, op, m) for part, m in signs if len(part)]
 
     def _sharpness(self, image: torch.Tensor, n_first: int, factors: list[float]) -> torch.Tensor:
         # ``F.adjust_sharpness`` for uint8: the first ``n_first`` samples with ``factors[0]``,
