@@ -7,6 +7,9 @@ in the same process, and the ratio of their images/s is printed with the hardwar
     python benchmarks/throughput.py                       # CPU, mixer-pico, short
     python benchmarks/throughput.py --device cuda --preset mixer-nano --batch-size 512 --steps 200
 
+It also prints the on-device augmentation alone (ms per batch, no model), to tell its share of a
+step from the model's.
+
 The reference is what most CIFAR scripts do: a torchvision Dataset that turns each uint8 image into
 a PIL image and runs ``transforms.v2`` on it in DataLoader workers, Mixup on the collated batch.
 """
@@ -26,6 +29,7 @@ from torchvision.transforms import v2
 
 from mixer_sweeps.data import BatchAugment, load_dataset
 from mixer_sweeps.models import create_model
+from mixer_sweeps.training import optimizer_kernel
 
 
 class _PilDataset(Dataset):
@@ -92,10 +96,8 @@ def bench_reference(args, data, device) -> float:
     return _measure(args, device, model, optimizer, batches())
 
 
-def bench_on_device(args, data, device) -> float:
-    info = data.info
-    train = data.train.to(device)
-    augment = BatchAugment(
+def _augment(info) -> BatchAugment:
+    return BatchAugment(
         num_classes=info.num_classes,
         randaugment_num_ops=2,
         randaugment_magnitude=9,
@@ -105,16 +107,34 @@ def bench_on_device(args, data, device) -> float:
         mean=info.mean,
         std=info.std,
     )
-    model, optimizer = _model(args, info, device)
 
-    def batches():
-        while True:
-            order = torch.randperm(len(train), device=device)
-            for start in range(0, len(train) - args.batch_size + 1, args.batch_size):
-                index = order[start : start + args.batch_size]
-                yield augment(train.images[index], train.labels[index])
 
-    return _measure(args, device, model, optimizer, batches())
+def _on_device_batches(args, train, augment, device):
+    while True:
+        order = torch.randperm(len(train), device=device)
+        for start in range(0, len(train) - args.batch_size + 1, args.batch_size):
+            index = order[start : start + args.batch_size]
+            yield augment(train.images[index], train.labels[index])
+
+
+def bench_on_device(args, data, device) -> float:
+    train = data.train.to(device)
+    model, optimizer = _model(args, data.info, device)
+    batches = _on_device_batches(args, train, _augment(data.info), device)
+    return _measure(args, device, model, optimizer, batches)
+
+
+def bench_augment_only(args, data, device) -> float:
+    """Milliseconds per batch of the on-device augmentation alone (the batches are dropped)."""
+    batches = _on_device_batches(args, data.train.to(device), _augment(data.info), device)
+    for _ in range(args.warmup):
+        next(batches)
+    _sync(device)
+    started = time.perf_counter()
+    for _ in range(args.steps):
+        next(batches)
+    _sync(device)
+    return (time.perf_counter() - started) / args.steps * 1e3
 
 
 def _model(args, info, device):
@@ -124,7 +144,7 @@ def _model(args, info, device):
         image_size=info.image_size,
         in_channels=info.in_channels,
     ).to(device)
-    return model, torch.optim.AdamW(model.parameters(), lr=1e-3)
+    return model, torch.optim.AdamW(model.parameters(), lr=1e-3, **optimizer_kernel(model))
 
 
 def _measure(args, device, model, optimizer, batches) -> float:
@@ -161,15 +181,21 @@ def main() -> None:
         f" {args.warmup} warm-up steps, {args.repeats} repeats; reference uses"
         f" {args.workers} DataLoader workers"
     )
-    reference, ours = [], []
+    reference, ours, augment_ms = [], [], []
     for _ in range(args.repeats):
         reference.append(bench_reference(args, data, device))
         ours.append(bench_on_device(args, data, device))
+        augment_ms.append(bench_augment_only(args, data, device))
     for name, runs in (("PIL in DataLoader", reference), ("on-device batches", ours)):
         each = ", ".join(f"{r:,.0f}" for r in runs)
         print(f"{name:>18}: mean {statistics.mean(runs):,.0f} images/s  ({each})")
     ratio = statistics.mean(ours) / statistics.mean(reference)
     print(f"ratio (on-device / reference): {ratio:.2f}")
+    each = ", ".join(f"{ms:.2f}" for ms in augment_ms)
+    print(
+        f"on-device augmentation alone: mean {statistics.mean(augment_ms):.2f} ms/batch"
+        f" of {args.batch_size}  ({each})"
+    )
 
 
 if __name__ == "__main__":

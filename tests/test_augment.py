@@ -1,6 +1,9 @@
+import collections
+
 import pytest
 import torch
 import torch.nn.functional as nnf
+from torch.profiler import ProfilerActivity, profile
 
 from mixer_sweeps.data._augment import RANDAUGMENT_OPS, BatchAugment, normalize
 
@@ -262,33 +265,59 @@ def test_mixup_and_cutmix_both_used():
 
 
 # --------------------------------------------------------------------------- RandAugment ops
-@pytest.mark.parametrize("channels,size", SHAPES)
+@pytest.mark.parametrize("magnitude", [0, 9, 30])
+@pytest.mark.parametrize("channels,size", [*SHAPES, (3, 30)])  # 30 x 30: no multiple of 16
 @pytest.mark.parametrize("op", RANDAUGMENT_OPS)
-def test_each_randaugment_op_matches_torchvision_per_sample(op, channels, size):
+def test_each_randaugment_op_matches_torchvision_per_sample(op, channels, size, magnitude):
     torch.manual_seed(6)
     images = rand_images(24, channels, size)
-    aug = make_aug(channels, randaugment_num_ops=1, randaugment_ops=[op])
+    aug = make_aug(
+        channels, randaugment_num_ops=1, randaugment_ops=[op], randaugment_magnitude=magnitude
+    )
     ra = aug.randaugment
     out = aug._randaugment(images)
     assert out.shape == images.shape and out.dtype == torch.uint8
     magnitudes_fn, signed = ra._AUGMENTATION_SPACE[op]
     mags = magnitudes_fn(ra.num_magnitude_bins, size, size)
     mag = 0.0 if mags is None else float(mags[ra.magnitude])
-    signs = (1, -1) if signed else (1,)
-    used = set()
+    # The draws, in torchvision's order: the op (one here), then the sign, per sample.
+    torch.manual_seed(6)
+    torch.randint(1, (24,))
+    negative = (torch.rand(24) <= 0.5) & (signed and mags is not None)
     for i in range(len(images)):
-        ok = False
-        for sign in signs:
-            ref = ra._apply_image_or_video_transform(
-                images[i : i + 1], op, sign * mag, interpolation=ra.interpolation, fill=ra._fill
-            )
-            if torch.equal(out[i : i + 1], ref):
-                ok = True
-                used.add(sign)
-        assert ok, f"sample {i} is not {op}(image) with magnitude ±{mag}"
+        sign = -1 if negative[i] else 1
+        ref = ra._apply_image_or_video_transform(
+            images[i : i + 1], op, sign * mag, interpolation=ra.interpolation, fill=ra._fill
+        )
+        assert torch.equal(out[i : i + 1], ref), f"sample {i} is not {op}(image, {sign * mag})"
     # full forward also works with this op alone
     full, _ = aug(images, rand_labels(24))
     assert full.shape == images.shape
+
+
+@pytest.mark.parametrize("channels,size", [*SHAPES, (3, 30)])
+def test_randaugment_rounds_are_torchvision_per_image_with_the_drawn_ops(channels, size):
+    aug = make_aug(channels, randaugment_num_ops=3, randaugment_magnitude=13)
+    ra, batch = aug.randaugment, 96
+    images = rand_images(batch, channels, size)
+    torch.manual_seed(8)
+    out = aug._randaugment(images)
+    torch.manual_seed(8)
+    draws = [
+        (torch.randint(len(RANDAUGMENT_OPS), (batch,)), torch.rand(batch) <= 0.5) for _ in range(3)
+    ]
+    for i in range(batch):
+        ref = images[i : i + 1]
+        for op_idx, negative in draws:
+            op = RANDAUGMENT_OPS[op_idx[i]]
+            magnitudes_fn, signed = ra._AUGMENTATION_SPACE[op]
+            mags = magnitudes_fn(ra.num_magnitude_bins, size, size)
+            mag = 0.0 if mags is None else float(mags[ra.magnitude])
+            mag = -mag if signed and negative[i] else mag
+            ref = ra._apply_image_or_video_transform(
+                ref, op, mag, interpolation=ra.interpolation, fill=ra._fill
+            )
+        assert torch.equal(out[i : i + 1], ref), f"sample {i}"
 
 
 def test_randaugment_signs_are_per_sample():
@@ -307,6 +336,52 @@ def test_randaugment_uses_all_ops():
     changed = (out != images).flatten(1).any(1).float().mean().item()
     # Identity (and near-no-op cases) leave some images untouched, most are changed
     assert 0.5 < changed < 1.0
+
+
+# --------------------------------------------------------------------------- per-batch cost
+# On CUDA every op the augmentation dispatches is at least one kernel launch, and launches, not
+# arithmetic, are what a batch of small images costs; the CPU profiler sees the same dispatches.
+# Counted are the ops called from Python, not the ones an op calls inside (a CPU reduction's
+# own fills depend on its size).
+TABLE_OPS = ["Identity", "ShearX", "ShearY", "TranslateX", "TranslateY", "Rotate", "Brightness"]
+TABLE_OPS += ["Posterize", "Solarize"]
+
+
+def aten_ops(fn, *args) -> collections.Counter:
+    fn(*args)  # per-shape tables are made on the first call
+    with profile(activities=[ProfilerActivity.CPU]) as prof:
+        fn(*args)
+    return collections.Counter(
+        e.name
+        for e in prof.events()
+        if e.name.startswith("aten::")
+        and (e.cpu_parent is None or not e.cpu_parent.name.startswith("aten::"))
+    )
+
+
+def test_table_ops_cost_the_same_however_many_of_them_are_drawn():
+    images = rand_images(256, 3, 32)
+    one = make_aug(3, randaugment_num_ops=2, randaugment_ops=["Rotate"])
+    all_table_ops = make_aug(3, randaugment_num_ops=2, randaugment_ops=TABLE_OPS)
+    torch.manual_seed(0)
+    assert aten_ops(all_table_ops._randaugment, images) == aten_ops(one._randaugment, images)
+
+
+def test_ops_per_batch_do_not_grow_with_the_batch():
+    aug = make_aug(3, **{**ALL_ON, "cutmix_alpha": 0.0})  # Mixup and CutMix differ in ops
+    counts = []
+    for batch in (256, 2048):
+        torch.manual_seed(0)  # every (op, sign) is drawn at both sizes
+        counts.append(sum(aten_ops(aug, rand_images(batch, 3, 32), rand_labels(batch)).values()))
+    assert counts[0] == counts[1]
+
+
+def test_a_batch_builds_no_tensor_from_python_data():
+    # On CUDA each tensor built from Python numbers is a host->device copy. (With both mixers on,
+    # v2.RandomChoice draws its pick from a CPU tensor of its probabilities: no copy.)
+    images, labels = rand_images(64, 3, 32), rand_labels(64)
+    ops = aten_ops(make_aug(3, **{**ALL_ON, "cutmix_alpha": 0.0}), images, labels)
+    assert ops["aten::lift_fresh"] == 0 and ops["aten::linspace"] == 0
 
 
 # --------------------------------------------------------------------------- misc

@@ -205,6 +205,26 @@ def test_run_dir_holds_spec_history_metrics_and_curves(digits, tmp_path: Path) -
     assert not list(tmp_path.glob(".*.tmp"))
 
 
+def test_adamw_on_cpu_is_torch_s_default(digits) -> None:
+    # CPU runs must stay bit-identical to those made before the fused kernel came in on CUDA.
+    default = torch.optim.AdamW([torch.zeros(1)]).param_groups[0]
+    trainer = Trainer(tiny_spec(**{"train.device": "cpu"}), data=digits)
+    for group in trainer.optimizer.param_groups:
+        assert (group["fused"], group["foreach"]) == (default["fused"], default["foreach"])
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+def test_cuda_adamw_is_fused_also_after_loading_a_cpu_state(digits) -> None:
+    cpu = Trainer(tiny_spec(**{"optim.epochs": 1, "train.device": "cpu"}), data=digits)
+    cpu.fit()
+    cuda = Trainer(tiny_spec(**{"optim.epochs": 2, "train.device": "cuda"}), data=digits)
+    assert all(group["fused"] for group in cuda.optimizer.param_groups)
+    cuda.load_state_dict({**cpu.state_dict(), "spec": cuda.spec.model_dump(mode="json")})
+    assert all(group["fused"] for group in cuda.optimizer.param_groups)
+    result = cuda.fit()
+    assert len(result.history) == 2 and math.isfinite(result.history[-1].train_loss)
+
+
 @pytest.mark.parametrize(
     ("step", "expected"),
     [

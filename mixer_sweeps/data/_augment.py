@@ -11,7 +11,8 @@ Pipeline of :class:`BatchAugment` (per sample unless stated):
 1. random crop: zero-pad by ``crop_padding``, crop back to ``H x W`` at a random offset (gather);
 2. horizontal flip with probability 0.5 (``torch.where`` with a per-sample mask);
 3. RandAugment (torchvision's op table and magnitude mapping), a different op / sign per sample:
-   samples are grouped by (op, sign) and each group goes through one batched torchvision call;
+   pixel-moving and value-mapping ops as tables applied to the whole batch at once, the ops that
+   look at the image batched per (op, sign) (see :mod:`mixer_sweeps.data._randaugment`);
 4. conversion to float32 in [0, 1] and normalisation with ``mean`` / ``std``;
 5. random erasing with probability ``random_erasing``: one box per sample drawn like
    ``v2.RandomErasing`` (scale (0.02, 0.33), ratio (0.3, 3.3)), filled with 0 in normalised space;
@@ -27,6 +28,8 @@ from collections.abc import Sequence
 import torch
 from torchvision.transforms import v2
 from torchvision.transforms.v2 import functional as F
+
+from mixer_sweeps.data._randaugment import BatchRandAugment
 
 __all__ = ["RANDAUGMENT_OPS", "BatchAugment", "normalize"]
 
@@ -108,6 +111,8 @@ class BatchAugment(torch.nn.Module):
         num_ops = int(randaugment_num_ops or 0)
         self.randaugment: v2.RandAugment | None = None
         self._ra_ops: tuple[str, ...] = ()
+        self._batch_randaugment: BatchRandAugment | None = None
+        self._stats: dict[torch.device, tuple[torch.Tensor, torch.Tensor]] = {}
         if num_ops > 0:
             if not 0 <= randaugment_magnitude < randaugment_num_magnitude_bins:
                 raise ValueError(
@@ -124,6 +129,7 @@ class BatchAugment(torch.nn.Module):
             if unknown or not ops:
                 raise ValueError(f"unknown / empty randaugment_ops {ops}; known: {RANDAUGMENT_OPS}")
             self._ra_ops = ops
+            self._batch_randaugment = BatchRandAugment(self.randaugment, ops)
 
         # Mixup / CutMix: torchvision's batch transforms (one lambda per batch, rolled pairing).
         mixers: list[torch.nn.Module] = []
@@ -161,7 +167,7 @@ class BatchAugment(torch.nn.Module):
         if self.randaugment is not None:
             x = self._randaugment(x)
 
-        x = normalize(x, self.mean, self.std)
+        x = self._normalize(x)
         if self.random_erasing > 0:
             x = x.masked_fill(_erase_mask(x, self.random_erasing), 0.0)
 
@@ -178,40 +184,20 @@ class BatchAugment(torch.nn.Module):
     # ------------------------------------------------------------------------------------------
     def _randaugment(self, x: torch.Tensor) -> torch.Tensor:
         """Per-sample RandAugment on uint8 ``x``: per round one (op, sign) draw per sample."""
-        ra = self.randaugment
-        assert ra is not None
-        batch, _, height, width = x.shape
-        ops = self._ra_ops
-        space = ra._AUGMENTATION_SPACE
-        # Magnitude per op exactly as ``v2.RandAugment.forward`` computes it (python floats).
-        magnitudes: list[float] = []
-        signed: list[bool] = []
-        for op in ops:
-            magnitudes_fn, is_signed = space[op]
-            mags = magnitudes_fn(ra.num_magnitude_bins, height, width)
-            magnitudes.append(0.0 if mags is None else float(mags[ra.magnitude]))
-            signed.append(bool(is_signed) and mags is not None)
-        signed_t = torch.tensor(signed, device=x.device)
+        assert self._batch_randaugment is not None
+        return self._batch_randaugment(x)
 
-        x = x.clone()  # written in place below; never touch the caller's tensor
-        n_keys = 2 * len(ops)
-        for _ in range(ra.num_ops):
-            op_idx = torch.randint(len(ops), (batch,), device=x.device)
-            # torchvision: ``if signed and torch.rand(()) <= 0.5: magnitude *= -1``
-            negative = (torch.rand(batch, device=x.device) <= 0.5) & signed_t[op_idx]
-            key = op_idx * 2 + negative.long()
-            counts = torch.bincount(key, minlength=n_keys).tolist()  # the one host sync per round
-            groups = torch.argsort(key, stable=True).split(counts)
-            for k, (idx, count) in enumerate(zip(groups, counts, strict=True)):
-                op = ops[k // 2]
-                if count == 0 or op == "Identity":
-                    continue
-                magnitude = -magnitudes[k // 2] if k % 2 else magnitudes[k // 2]
-                out = ra._apply_image_or_video_transform(
-                    x[idx], op, magnitude, interpolation=ra.interpolation, fill=ra._fill
-                )
-                x.index_copy_(0, idx, out)
-        return x
+    def _normalize(self, images: torch.Tensor) -> torch.Tensor:
+        # ``normalize`` with mean / std made once per device, not copied to it every batch.
+        stats = self._stats.get(images.device)
+        if stats is None:
+            mean = torch.tensor(self.mean, dtype=torch.float32).view(-1, 1, 1)
+            std = torch.tensor(self.std, dtype=torch.float32).view(-1, 1, 1)
+            stats = self._stats.setdefault(
+                images.device, (mean.to(images.device), std.to(images.device))
+            )
+        x = F.to_dtype(images, torch.float32, scale=True)
+        return x.sub(stats[0]).div_(stats[1])
 
 
 def _random_crop(x: torch.Tensor, pad: int) -> torch.Tensor:

@@ -12,6 +12,7 @@ __all__, __getattr__ = lazy_exports(
             "build_augment",
             "build_model",
             "build_optimizer",
+            "optimizer_kernel",
             "warmup_cosine",
         ],
         "._callbacks": [

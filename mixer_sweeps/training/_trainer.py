@@ -27,7 +27,13 @@ from torch import nn
 from mixer_sweeps.data import DatasetSplits, load_data, normalize
 from mixer_sweeps.spec import RunSpec, check_memory
 from mixer_sweeps.training import _outputs as outputs
-from mixer_sweeps.training._build import build_augment, build_model, build_optimizer, set_threads
+from mixer_sweeps.training._build import (
+    build_augment,
+    build_model,
+    build_optimizer,
+    optimizer_kernel,
+    set_threads,
+)
 from mixer_sweeps.training._callbacks import Callback
 from mixer_sweeps.training._checkpoint import (
     CheckpointError,
@@ -292,7 +298,11 @@ class Trainer:
             )
         self.epoch = state["epoch"]
         self.model.load_state_dict(state["model"])
-        self.optimizer.load_state_dict(state["optimizer"])
+        # A checkpoint keeps the kernel flags of the device it was made on; take this device's
+        # before loading, which places AdamW's step counts where the fused kernel needs them.
+        saved, kernel = state["optimizer"], optimizer_kernel(self.model)
+        groups = [{**group, **kernel} for group in saved["param_groups"]]
+        self.optimizer.load_state_dict({**saved, "param_groups": groups})
         self.scheduler.load_state_dict(state["scheduler"])
         self.history = [EpochRecord(**r) for r in state["history"]]
         self.best_val_acc = state["best_val_acc"]
