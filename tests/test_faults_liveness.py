@@ -28,9 +28,11 @@ from test_study import write_study
 from conftest import (
     logged,
     on_another_host,
+    plain_env,
     race_for_the_last_trial,
     storage_url,
     study_trials,
+    sweeps,
     sweeps_cmd,
     wait_until,
 )
@@ -355,3 +357,58 @@ def test_a_killed_worker_on_another_host_is_recovered_by_the_journal_s_heartbeat
     assert retry.state == TrialState.COMPLETE and retry.params == killed.params
     assert retry.user_attrs["resumed"]["trial"] == 0
     assert sorted(retry.intermediate_values) == list(range(1, 21))
+
+
+# ---------------------------------------------------------------------- a front study killed
+
+
+def test_a_front_study_killed_mid_trial_loses_nothing(tmp_path: Path) -> None:
+    # kill -9 of `sweeps run --workers 2` (its whole group) while trials train, after a trial's
+    # costs are stored and before its values are: the re-run queues the killed configurations
+    # again, and every trial counted has its costs and both objectives.
+    epochs = 20
+    n_trials = 4
+    path = write_study(
+        tmp_path / "study.yaml",
+        {"model.embed_dim": {"choices": [4, 8]}, "optim.lr": {"choices": [1e-2, 3e-3]}},
+        fixed={"optim.epochs": epochs},
+        n_trials=n_trials,
+        objectives=[{"metric": "val_acc"}, {"metric": "params"}],
+        sampler={"type": "grid"},
+        pruner={"type": "front", "min_epochs": 2, "startup_trials": 1},
+    )
+    study_dir = tmp_path / "tiny"
+    log = tmp_path / "log"
+    with logged(sweeps_cmd("run", path, "--results", tmp_path, "--workers", 2), log) as process:
+        wait_until(
+            lambda: sum(_checkpoint_epoch(d) >= 2 for d in study_dir.glob("trials/*")) >= 2,
+            "two trials at epoch 2",
+            process=process,
+            log=log,
+        )
+        os.killpg(process.pid, signal.SIGKILL)
+        process.wait()
+    killed = [t for t in study_trials(study_dir) if t.state == TrialState.RUNNING]
+    assert killed and all("costs" in t.user_attrs for t in killed)
+    reached = {t.number: _checkpoint_epoch(study_dir / "trials" / str(t.number)) for t in killed}
+
+    again = sweeps("run", path, "--results", tmp_path, env=plain_env(WANDB_MODE="disabled"))
+    assert again.returncode == 0, again.stderr
+    trials = study_trials(study_dir)
+    counted = [t for t in trials if t.state in (TrialState.COMPLETE, TrialState.PRUNED)]
+    assert len(counted) == n_trials
+    assert sorted(map(str, (t.params for t in counted))) == sorted(
+        map(str, ({"model.embed_dim": e, "optim.lr": lr} for e in (4, 8) for lr in (1e-2, 3e-3)))
+    )
+    for trial in counted:
+        assert set(trial.user_attrs["costs"]) == {"params", "flops"}
+        if trial.state == TrialState.COMPLETE:
+            assert len(trial.values) == 2 and trial.values[1] == trial.user_attrs["costs"]["params"]
+    failed = [t for t in trials if t.state == TrialState.FAIL]
+    assert {t.number for t in failed} == {t.number for t in killed}
+    assert all(t.user_attrs["reason"].startswith("abandoned: worker") for t in failed)
+    for number, epoch in reached.items():  # queued again, each goes on from its checkpoint
+        retry = next(t for t in counted if t.system_attrs.get("failed_trial") == number)
+        assert retry.user_attrs.get("resumed") == (
+            {"trial": number, "epoch": epoch} if epoch else None
+        )
