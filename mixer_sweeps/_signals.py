@@ -71,13 +71,22 @@ def redeliver_unraisable_interrupts() -> None:
     def hook(info: Any) -> None:
         if isinstance(info.exc_value, KeyboardInterrupt):
             # A moment later, from another thread: raised here, it would be lost in this hook.
-            timer = threading.Timer(0.1, _thread.interrupt_main)
+            timer = threading.Timer(0.1, _interrupt_main)
             timer.daemon = True
             timer.start()
         else:
             previous(info)
 
     sys.unraisablehook = hook
+
+
+def _interrupt_main() -> None:
+    """Ctrl-C again, as a signal to the main thread: it also ends a call that blocks there (a
+    sleep, a wait), which ``_thread.interrupt_main`` alone would leave to run to its end."""
+    if callable(signal.getsignal(signal.SIGINT)):
+        signal.pthread_kill(threading.main_thread().ident, signal.SIGINT)  # type: ignore[arg-type]
+    else:  # no Python handler would run for the signal (ignored, or the default's kill)
+        _thread.interrupt_main()
 
 
 class Counter:
