@@ -25,7 +25,7 @@ import pytest
 import yaml
 from typer.testing import CliRunner
 
-from conftest import REPO, TINY_RUN, tiny_spec
+from conftest import TINY_RUN, tiny_spec
 from mixer_sweeps.cli import app
 from mixer_sweeps.tracking import (
     TrackingWarning,
@@ -608,6 +608,8 @@ def test_sync_gives_up_on_an_unreachable_server(
         "WANDB_API_KEY": FAKE_KEY,
         "WANDB_BASE_URL": f"http://127.0.0.1:{_closed_port()}",
     }
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
     out = subprocess.run(
         [sys.executable, "-m", "mixer_sweeps", "sync", str(tmp_path), "--timeout", "3"],
         capture_output=True,
@@ -616,10 +618,11 @@ def test_sync_gives_up_on_an_unreachable_server(
         env=env,
         # Hang guard: a few seconds here; "gave up after 3 s" below is the check of --timeout.
         timeout=120,
-        cwd=REPO,
+        cwd=elsewhere,
     )
     assert out.returncode == 1
     assert "gave up after 3 s" in out.stderr
+    assert list(elsewhere.iterdir()) == []  # wandb's own logs went beside the runs
 
 
 # ---------------------------------------------------------------------------- with a study

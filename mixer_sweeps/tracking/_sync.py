@@ -27,9 +27,14 @@ def sync_offline_runs(
     ``timeout`` seconds (0: never) passed first. Whatever happens (the time-out, Ctrl-C), the
     process and what it started are killed before this returns."""
     command = [sys.executable, "-m", "wandb", "sync", "--yes", *(["--dry-run"] * dry_run)]
+    # wandb writes its own logs into WANDB_DIR/wandb, by default the current folder's: beside
+    # the offline runs instead (<results>/<name>/wandb/), never where the user happens to be.
+    env = dict(os.environ)
+    if runs:
+        env.setdefault("WANDB_DIR", str(Path(runs[0]).absolute().parent.parent))
     # Its own session and process group, so that stopping it ends wandb-core as well.
     process = subprocess.Popen(
-        [*command, *map(str, runs)], stdin=subprocess.DEVNULL, start_new_session=True
+        [*command, *map(str, runs)], stdin=subprocess.DEVNULL, start_new_session=True, env=env
     )
     try:
         return _wait(process, timeout, on_wait)
