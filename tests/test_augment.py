@@ -275,7 +275,7 @@ def test_each_randaugment_op_matches_torchvision_per_sample(op, channels, size, 
         channels, randaugment_num_ops=1, randaugment_ops=[op], randaugment_magnitude=magnitude
     )
     ra = aug.randaugment
-    out = aug._randaugment(images)
+    out = aug._batch_randaugment(images)
     assert out.shape == images.shape and out.dtype == torch.uint8
     magnitudes_fn, signed = ra._AUGMENTATION_SPACE[op]
     mags = magnitudes_fn(ra.num_magnitude_bins, size, size)
@@ -301,7 +301,7 @@ def test_randaugment_rounds_are_torchvision_per_image_with_the_drawn_ops(channel
     ra, batch = aug.randaugment, 96
     images = rand_images(batch, channels, size)
     torch.manual_seed(8)
-    out = aug._randaugment(images)
+    out = aug._batch_randaugment(images)
     torch.manual_seed(8)
     draws = [
         (torch.randint(len(RANDAUGMENT_OPS), (batch,)), torch.rand(batch) <= 0.5) for _ in range(3)
@@ -324,7 +324,7 @@ def test_randaugment_signs_are_per_sample():
     torch.manual_seed(9)
     images = same_image_batch(64, 3, 32)
     aug = make_aug(3, randaugment_num_ops=1, randaugment_ops=["Rotate"])
-    out = aug._randaugment(images)
+    out = aug._batch_randaugment(images)
     assert n_distinct(out) == 2  # +30*9/30 and -30*9/30 degrees
 
 
@@ -332,7 +332,7 @@ def test_randaugment_uses_all_ops():
     torch.manual_seed(10)
     images = rand_images(256, 3, 32)
     aug = make_aug(3, randaugment_num_ops=1)
-    out = aug._randaugment(images)
+    out = aug._batch_randaugment(images)
     changed = (out != images).flatten(1).any(1).float().mean().item()
     # Identity (and near-no-op cases) leave some images untouched, most are changed
     assert 0.5 < changed < 1.0
@@ -364,7 +364,8 @@ def test_table_ops_cost_the_same_however_many_of_them_are_drawn():
     one = make_aug(3, randaugment_num_ops=2, randaugment_ops=["Rotate"])
     all_table_ops = make_aug(3, randaugment_num_ops=2, randaugment_ops=TABLE_OPS)
     torch.manual_seed(0)
-    assert aten_ops(all_table_ops._randaugment, images) == aten_ops(one._randaugment, images)
+    table_ops = aten_ops(all_table_ops._batch_randaugment, images)
+    assert table_ops == aten_ops(one._batch_randaugment, images)
 
 
 def test_ops_per_batch_do_not_grow_with_the_batch():

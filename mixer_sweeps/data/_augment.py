@@ -49,7 +49,11 @@ def normalize(images: torch.Tensor, mean: Sequence[float], std: Sequence[float])
     already (only cast to float32).
     """
     x = F.to_dtype(images, torch.float32, scale=True)
-    return F.normalize(x, mean=[float(m) for m in mean], std=[float(s) for s in std])
+    # As F.normalize computes it, without its check of std on the device (a host sync per batch);
+    # tensors already on the images' device are used as they are, not copied there again.
+    mean_t = torch.as_tensor(mean, dtype=torch.float32, device=x.device).view(-1, 1, 1)
+    std_t = torch.as_tensor(std, dtype=torch.float32, device=x.device).view(-1, 1, 1)
+    return x.sub(mean_t).div_(std_t)
 
 
 class BatchAugment(torch.nn.Module):
@@ -110,7 +114,6 @@ class BatchAugment(torch.nn.Module):
         # op implementation (``_apply_image_or_video_transform``) and its fill / interpolation.
         num_ops = int(randaugment_num_ops or 0)
         self.randaugment: v2.RandAugment | None = None
-        self._ra_ops: tuple[str, ...] = ()
         self._batch_randaugment: BatchRandAugment | None = None
         self._stats: dict[torch.device, tuple[torch.Tensor, torch.Tensor]] = {}
         if num_ops > 0:
@@ -128,7 +131,6 @@ class BatchAugment(torch.nn.Module):
             unknown = [op for op in ops if op not in RANDAUGMENT_OPS]
             if unknown or not ops:
                 raise ValueError(f"unknown / empty randaugment_ops {ops}; known: {RANDAUGMENT_OPS}")
-            self._ra_ops = ops
             self._batch_randaugment = BatchRandAugment(self.randaugment, ops)
 
         # Mixup / CutMix: torchvision's batch transforms (one lambda per batch, rolled pairing).
@@ -164,10 +166,10 @@ class BatchAugment(torch.nn.Module):
         if self.hflip:
             flip = torch.rand(x.shape[0], device=x.device) < 0.5
             x = torch.where(flip[:, None, None, None], x.flip(-1), x)
-        if self.randaugment is not None:
-            x = self._randaugment(x)
+        if self._batch_randaugment is not None:
+            x = self._batch_randaugment(x)
 
-        x = self._normalize(x)
+        x = normalize(x, *self._stats_on(x.device))
         if self.random_erasing > 0:
             x = x.masked_fill(_erase_mask(x, self.random_erasing), 0.0)
 
@@ -182,22 +184,14 @@ class BatchAugment(torch.nn.Module):
         return x, targets
 
     # ------------------------------------------------------------------------------------------
-    def _randaugment(self, x: torch.Tensor) -> torch.Tensor:
-        """Per-sample RandAugment on uint8 ``x``: per round one (op, sign) draw per sample."""
-        assert self._batch_randaugment is not None
-        return self._batch_randaugment(x)
-
-    def _normalize(self, images: torch.Tensor) -> torch.Tensor:
-        # ``normalize`` with mean / std made once per device, not copied to it every batch.
-        stats = self._stats.get(images.device)
-        if stats is None:
-            mean = torch.tensor(self.mean, dtype=torch.float32).view(-1, 1, 1)
-            std = torch.tensor(self.std, dtype=torch.float32).view(-1, 1, 1)
-            stats = self._stats.setdefault(
-                images.device, (mean.to(images.device), std.to(images.device))
+    def _stats_on(self, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+        """``mean`` and ``std`` as tensors on ``device``, made once rather than every batch."""
+        if device not in self._stats:
+            self._stats[device] = (
+                torch.tensor(self.mean, dtype=torch.float32, device=device),
+                torch.tensor(self.std, dtype=torch.float32, device=device),
             )
-        x = F.to_dtype(images, torch.float32, scale=True)
-        return x.sub(stats[0]).div_(stats[1])
+        return self._stats[device]
 
 
 def _random_crop(x: torch.Tensor, pad: int) -> torch.Tensor:

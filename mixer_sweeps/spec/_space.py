@@ -137,7 +137,7 @@ class Range(SpecSection):
         if missing:
             raise FieldError([(missing[0], "required with a range but missing")])
         data = {k: v for k, v in data.items() if k != "choices"}
-        for key in (*_RANGE_KEYS[:2], *(["step"] if data.get("type") == "int" else [])):
+        for key in _RANGE_KEYS if data.get("type") == "int" else ("low", "high"):
             value = data.get(key)
             if isinstance(value, int | float) and not isinstance(value, bool):
                 if data.get("type") == "float":
@@ -223,6 +223,11 @@ class Range(SpecSection):
 Dimension = Choices | Range
 
 
+def dimension_kind(described: Mapping[str, Any]) -> type[Choices] | type[Range]:
+    """Which dimension the mapping ``described`` is: choices if it lists any, else a range."""
+    return Choices if described.get("choices") is not None else Range
+
+
 def dimension(path: str, described: Mapping[str, Any], *, type: str | None = None) -> Dimension:
     """The dimension at ``space.<path>`` that ``described`` gives: a study file's mapping (a
     range's ``type`` then comes from its run spec field) or what :meth:`Choices.describe` and
@@ -234,10 +239,8 @@ def dimension(path: str, described: Mapping[str, Any], *, type: str | None = Non
     """
     if not isinstance(described, Mapping):
         raise TypeError(f"a dimension is a mapping but {path} has {described!r}")
-    if described.get("choices") is not None:
-        return Choices.model_validate({**described, "path": path})
-    given = {"type": type} if type is not None else {}
-    return Range.model_validate({**described, **given, "path": path})
+    given = {"type": type} if type is not None and dimension_kind(described) is Range else {}
+    return dimension_kind(described).model_validate({**described, **given, "path": path})
 
 
 @dataclass(frozen=True)

@@ -14,7 +14,7 @@ from pydantic import BaseModel, Field
 from mixer_sweeps.spec._errors import Problem, SpecError
 from mixer_sweeps.spec._load import apply_overrides, validate_model
 from mixer_sweeps.spec._run import RunSpec, SpecSection
-from mixer_sweeps.spec._space import Choices, Range, SearchSpace
+from mixer_sweeps.spec._space import Choices, Range, SearchSpace, dimension_kind
 from mixer_sweeps.spec._study import StudyFile, StudySettings
 from mixer_sweeps.spec._study_rules import (
     Sections,
@@ -211,10 +211,9 @@ def _check_dimension(
         problems.append(problem_at(doc, (*at, unknown), f"unknown key; {message}"))
     given = {k: v for k, v in value.items() if k in _DIMENSION_KEYS}
     kind = None if annotation is None else _numeric_kind(annotation)
-    if given.get("choices") is not None:
-        model, data = Choices, {**given, "path": key}
-    else:  # a field that is no number still has its range's own mistakes listed
-        model, data = Range, {**given, "path": key, "type": kind or "float"}
+    model = dimension_kind(given)
+    # A field that is no number still has its range's own mistakes listed.
+    data = {**given, "path": key, **({"type": kind or "float"} if model is Range else {})}
     dim = _collect(problems, lambda: validate_model(model, data, doc, prefix=at))
     if dim is None or annotation is None or len(given) < len(value):
         return None
